@@ -1,0 +1,61 @@
+"""The check layer: violation kinds, verdicts, and the base class of checks."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from .engine import BackendRun
+    from .run import Event
+
+#: verdicts from best to worst; ``error`` is a backend that could not run.
+VERDICTS = ("ok", "degraded", "unsafe", "crashed", "error")
+
+#: the stable violation kinds (DESIGN §3.3) and the verdict each implies
+KINDS: dict[str, str] = {
+    "access-unaccepted": "crashed",
+    "accept-panic": "crashed",
+    "stale-assumed-zero": "unsafe",
+    "accept-unbacked": "unsafe",
+    "use-after-unplug": "unsafe",
+    "state-mismatch": "unsafe",
+    "double-accept": "degraded",
+    "device-broken": "degraded",
+    "leak": "degraded",
+    "private-residue": "degraded",
+}
+
+
+def verdict(kinds: set[str], known: dict[str, str] = KINDS) -> str:
+    """The worst verdict any of ``kinds`` implies; ``ok`` when there is none."""
+    worst = "ok"
+    for kind in kinds:
+        severity = known.get(kind, "unsafe")
+        if VERDICTS.index(severity) > VERDICTS.index(worst):
+            worst = severity
+    return worst
+
+
+class Check:
+    """Base class of check plugins.
+
+    ``kinds`` maps each violation kind the check reports to the verdict it
+    implies. ``on_event`` sees every event of the run; ``on_finish`` runs
+    once after the last step. Report with ``self.run.ctx.violation(...)``;
+    raise :class:`cocomem.run.GuestCrash` when the guest would die.
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    kinds: ClassVar[dict[str, str]] = {}
+    #: event names this check wants; empty means all
+    events: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, run: BackendRun) -> None:
+        self.run = run
+
+    def on_event(self, event: Event) -> None:
+        """Called for each event named in ``events``."""
+
+    def on_finish(self) -> None:
+        """Called once after the last step (or the crash)."""

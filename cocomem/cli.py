@@ -1,0 +1,137 @@
+"""The ``cocomem`` command line."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from tabulate import tabulate, tabulate_formats
+
+from .compare import compare, select
+from .engine import run_backend
+from .errors import CocomemError
+from .registry import Registry, load_registry
+from .scenario import load_scenario
+from .trace import format_event
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Compare memory hotplug designs for confidential guests.")
+
+PluginOpt = Annotated[list[str], typer.Option("--plugin", help="Load one more plugin file.")]
+BackendOpt = Annotated[list[str], typer.Option("--backend", "-b", help="Backend to run "
+                                                "(repeatable; default: the scenario's, or all).")]
+VendorOpt = Annotated[str | None, typer.Option("--vendor", help="Override the scenario's vendor.")]
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"cocomem: error: {message}", err=True)
+    return typer.Exit(2)
+
+
+def _registry(plugins: list[str]) -> Registry:
+    return load_registry(plugins)
+
+
+def _command(scenario: Path, backends: list[str], vendor: str | None, fmt: str) -> str:
+    words = ["cocomem", "compare", str(scenario)]
+    for name in backends:
+        words += ["--backend", name]
+    if vendor:
+        words += ["--vendor", vendor]
+    if fmt != "table":
+        words += ["--format", fmt]
+    return shlex.join(words)
+
+
+@app.command("compare")
+def compare_cmd(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    backend: BackendOpt = [],  # noqa: B006 (typer reads the default)
+    vendor: VendorOpt = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table (default), email, json, "
+                                     "or any tabulate format.")] = "table",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here.")] = None,
+    plugin: PluginOpt = [],  # noqa: B006
+) -> None:
+    """Run every backend through SCENARIO and print one table.
+
+    Exit status: 0 when every expect: held, 1 when one failed, 2 on bad input.
+    """
+    try:
+        registry = _registry(plugin)
+        if fmt not in registry.reports and fmt not in tabulate_formats:
+            raise CocomemError(f"unknown format {fmt!r}; formats: "
+                               f"{', '.join(sorted(registry.reports))} and tabulate's "
+                               f"({', '.join(tabulate_formats)})")
+        loaded = load_scenario(scenario, set(registry.vendors))
+        comparison = compare(loaded, registry, backend, vendor,
+                             command=_command(scenario, backend, vendor, fmt))
+        report_cls = registry.reports.get(fmt, registry.reports["table"])
+        text = report_cls(fmt).render(comparison)
+        if output:
+            try:
+                output.write_text(text + "\n")
+            except OSError as exc:
+                raise CocomemError(f"cannot write {output}: {exc.strerror}") from None
+        else:
+            typer.echo(text)
+    except CocomemError as exc:
+        raise _fail(str(exc)) from None
+    for result in comparison.results.values():
+        if result.error:
+            typer.echo(f"cocomem: backend {result.backend} failed: {result.error}", err=True)
+    for failure in comparison.expectation_failures:
+        typer.echo(f"expect failed: {failure}", err=True)
+    if comparison.expectation_failures:
+        raise typer.Exit(1)
+
+
+@app.command("run")
+def run_cmd(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    backend: Annotated[str, typer.Option("--backend", "-b", help="The backend to run.")],
+    vendor: VendorOpt = None,
+    trace: Annotated[bool, typer.Option("--trace", help="Print one line per event.")] = False,
+    plugin: PluginOpt = [],  # noqa: B006
+) -> None:
+    """Run one backend through SCENARIO; with --trace, show every step it took."""
+    try:
+        registry = _registry(plugin)
+        loaded = load_scenario(scenario, set(registry.vendors))
+        (name,), vendor_name = select(loaded, registry, [backend], vendor)
+        events: list = []
+        result = run_backend(loaded, registry, name, vendor_name, events if trace else None)
+    except CocomemError as exc:
+        raise _fail(str(exc)) from None
+    if trace:
+        for event in events:
+            line = format_event(event, loaded.scenario.device.addr)
+            if line:
+                typer.echo(line)
+        typer.echo("")
+    typer.echo(f"{name}: {result.verdict}")
+    for v in result.violations:
+        typer.echo(f"  {v['kind']} at step {v['step']}: {v['start']:#x} size {v['size']:#x}")
+    if result.error:
+        typer.echo(f"  error: {result.error}")
+    for counter, value in result.counters.items():
+        typer.echo(f"  {counter} = {value}")
+
+
+@app.command("plugins")
+def plugins_cmd(plugin: PluginOpt = []) -> None:  # noqa: B006
+    """List every plugin: kind, what it provides, version and hooks."""
+    try:
+        registry = _registry(plugin)
+    except CocomemError as exc:
+        raise _fail(str(exc)) from None
+    rows = [[p["name"], ", ".join(p["kinds"]) or "-",
+             ", ".join(item.split(":", 1)[1] for item in p["provides"]) or "-",
+             p["version"], ", ".join(p["hooks"])] for p in registry.plugin_info()]
+    typer.echo(tabulate(rows, ["plugin", "kind", "provides", "version", "hooks"]))
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,370 @@
+"""The Linux virtio-mem driver in subblock mode (drivers/virtio/virtio_mem.c).
+
+Function names follow the kernel's (``virtio_mem_sbm_plug_request`` and so
+on) so that a trace reads like the driver. Return codes are the kernel's
+negative errnos.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from .backend import (
+    MEM_CANCEL_ONLINE,
+    MEM_GOING_OFFLINE,
+    MEM_GOING_ONLINE,
+    MEM_OFFLINE,
+    MEM_ONLINE,
+    Backend,
+)
+from .host import ACK, BUSY, NACK, Host
+from .run import RunContext
+from .runmap import RunMap
+from .scenario import Scenario
+from .state import (
+    ABSENT,
+    BUDDY,
+    FAKE_OFFLINE,
+    MB_MOVABLE,
+    MB_MOVABLE_PARTIAL,
+    MB_NONE,
+    MB_OFFLINE,
+    MB_OFFLINE_PARTIAL,
+    MB_UNUSED,
+    OFFLINE,
+    USED,
+)
+from .units import PAGE_SIZE
+from .vendor import Vendor
+
+EAGAIN, ENOMEM, EBUSY, ETXTBSY, ENOSPC, EINVAL = -11, -12, -16, -26, -28, -22
+_ONLINE = (MB_MOVABLE, MB_MOVABLE_PARTIAL)
+_FULL = {MB_MOVABLE_PARTIAL: MB_MOVABLE, MB_OFFLINE_PARTIAL: MB_OFFLINE}
+_PARTIAL = {MB_MOVABLE: MB_MOVABLE_PARTIAL, MB_OFFLINE: MB_OFFLINE_PARTIAL}
+#: how often the retry timer fires within one step before the model moves on
+RETRY_TIMER_FIRES = 8
+#: NACK means "retry now" (-EAGAIN); a device that keeps NACKing would loop forever
+EAGAIN_LOOPS = 16
+
+
+class Broken(Exception):
+    """The driver marked the device broken."""
+
+
+class VirtioMem:
+    """The guest driver's state and algorithm for one virtio-mem device."""
+
+    def __init__(self, ctx: RunContext, scenario: Scenario, host: Host, vendor: Vendor,
+                 backend: Backend) -> None:
+        self.ctx = ctx
+        self.host = host
+        self.vendor = vendor
+        self.backend = backend
+        self.sb_pages = scenario.subblock_size // PAGE_SIZE
+        self.mb_pages = scenario.guest.memory_block_size // PAGE_SIZE
+        self.sbs_per_mb = self.mb_pages // self.sb_pages
+        self.nmb = host.npages // self.mb_pages
+        self.sb_plugged = RunMap(host.npages, False)
+        self.page = RunMap(host.npages, ABSENT)
+        self.mb_state = RunMap(self.nmb, MB_NONE)
+        self.next_mb = 0
+        self.broken = False
+        self.unplug_all_required = host.plugged_pages > 0
+
+    # -- helpers ---------------------------------------------------------
+
+    def mb_range(self, mb: int) -> tuple[int, int]:
+        return mb * self.mb_pages, (mb + 1) * self.mb_pages
+
+    @property
+    def plugged_pages(self) -> int:
+        return self.sb_plugged.count(True)
+
+    @property
+    def last_usable_mb(self) -> int:
+        return self.host.usable_pages // self.mb_pages - 1
+
+    def for_each_mb(self, state: str, reverse: bool = False) -> Iterator[int]:
+        """virtio_mem_sbm_for_each_mb(_rev): blocks in ``state`` when visited."""
+        runs = self.mb_state.runs_where(0, max(self.next_mb, 1), state)
+        ids = (mb for s, e in runs for mb in range(s, e))
+        if reverse:
+            ids = (mb for s, e in reversed(runs) for mb in range(e - 1, s - 1, -1))
+        for mb in ids:
+            if self.mb_state[mb] == state:
+                yield mb
+
+    def mark_broken(self, start: int, end: int, why: str) -> None:
+        self.broken = True
+        self.ctx.emit("driver.broken", start, end, why=why)
+        raise Broken(why)
+
+    # -- requests --------------------------------------------------------
+
+    def _send(self, request: str, start: int, end: int) -> int:
+        response = self.host.request(request, start, end)
+        if response == ACK:
+            return 0
+        if response == NACK:
+            return EAGAIN
+        if response == BUSY:
+            return ETXTBSY
+        return EINVAL
+
+    def virtio_mem_sbm_plug_sb(self, start: int, end: int) -> int:
+        rc = self._send("plug", start, end)
+        if rc:
+            return rc
+        self.sb_plugged.set(start, end, True)
+        if not self.backend.post_plug(start, end):
+            self.mark_broken(start, end, "post-plug callback failed")
+        return 0
+
+    def virtio_mem_sbm_unplug_sb(self, start: int, end: int) -> int:
+        if not self.backend.pre_unplug(start, end):
+            self.mark_broken(start, end, "pre-unplug callback failed")
+        rc = self._send("unplug", start, end)
+        if rc:
+            if not self.backend.unplug_failed(start, end):
+                self.mark_broken(start, end, "unplug failure handling failed")
+            return rc
+        self.sb_plugged.set(start, end, False)
+        return 0
+
+    # -- onlining and offlining ------------------------------------------
+
+    def online_mb(self, mb: int) -> bool:
+        """online_pages(): the notifier chain, then the online-page callback."""
+        start, end = self.mb_range(mb)
+        self.ctx.emit("notify", start, end, action=MEM_GOING_ONLINE)
+        if not self.backend.memory_notify(MEM_GOING_ONLINE, start, end):
+            self.ctx.emit("notify", start, end, action=MEM_CANCEL_ONLINE)
+            return False
+        # virtio_mem_online_page_cb: plugged ranges to the buddy, the rest fake-offline
+        for s, e, plugged in list(self.sb_plugged.runs(start, end)):
+            self.page.set(s, e, BUDDY if plugged else FAKE_OFFLINE)
+        state = self.mb_state[mb]
+        self.mb_state.set(mb, mb + 1, MB_MOVABLE if state == MB_OFFLINE else MB_MOVABLE_PARTIAL)
+        self.ctx.emit("notify", start, end, action=MEM_ONLINE)
+        self.backend.memory_notify(MEM_ONLINE, start, end)
+        return True
+
+    def offline_mb(self, mb: int) -> None:
+        """offline_pages(): migrate what is in use, then the notifier chain."""
+        start, end = self.mb_range(mb)
+        self.ctx.emit("notify", start, end, action=MEM_GOING_OFFLINE)
+        self.backend.memory_notify(MEM_GOING_OFFLINE, start, end)
+        self._migrate_out(start, end)
+        self.page.set(start, end, OFFLINE)
+        state = self.mb_state[mb]
+        self.mb_state.set(mb, mb + 1, MB_OFFLINE if state == MB_MOVABLE else MB_OFFLINE_PARTIAL)
+        self.ctx.emit("notify", start, end, action=MEM_OFFLINE)
+        self.backend.memory_notify(MEM_OFFLINE, start, end)
+
+    def _migrate_out(self, start: int, end: int) -> None:
+        # Allocations are movable; their data leaves the device region (boot
+        # memory is not modelled) and the old content stays in the frames.
+        moved = self.page.count(USED, start=start, end=end)
+        if moved:
+            self.ctx.emit("migrate", start, end, pages=moved)
+
+    def add_and_online_mb(self, mb: int) -> None:
+        """add_memory_driver_managed() with auto-online."""
+        start, end = self.mb_range(mb)
+        self.page.set(start, end, OFFLINE)
+        self.ctx.emit("add_memory", start, end)
+        self.online_mb(mb)
+
+    def remove_mb(self, mb: int) -> None:
+        start, end = self.mb_range(mb)
+        if self.mb_state[mb] in _ONLINE:
+            self.offline_mb(mb)
+        self.page.set(start, end, ABSENT)
+        self.mb_state.set(mb, mb + 1, MB_UNUSED)
+        self.ctx.emit("remove_memory", start, end)
+
+    def fake_online(self, start: int, end: int) -> None:
+        self.page.set(start, end, BUDDY)
+
+    def fake_offline(self, start: int, end: int) -> None:
+        """virtio_mem_fake_offline: alloc_contig_range, migrating what is in use."""
+        self._migrate_out(start, end)
+        self.page.set(start, end, FAKE_OFFLINE)
+
+    # -- plug ------------------------------------------------------------
+
+    def virtio_mem_sbm_plug_any_sb(self, mb: int, nb_sb: int) -> tuple[int, int]:
+        old_state = self.mb_state[mb]
+        mb_start, mb_end = self.mb_range(mb)
+        while nb_sb:
+            holes = self.sb_plugged.runs_where(mb_start, mb_end, False)
+            if not holes:
+                break
+            start = holes[0][0]
+            count = min(nb_sb, (holes[0][1] - start) // self.sb_pages)
+            end = start + count * self.sb_pages
+            rc = self.virtio_mem_sbm_plug_sb(start, end)
+            if rc:
+                return rc, nb_sb
+            nb_sb -= count
+            if old_state != MB_OFFLINE_PARTIAL:
+                self.fake_online(start, end)
+        if self.sb_plugged.all(mb_start, mb_end, True):
+            self.mb_state.set(mb, mb + 1, _FULL[old_state])
+        return 0, nb_sb
+
+    def virtio_mem_sbm_plug_and_add_mb(self, mb: int, nb_sb: int) -> tuple[int, int]:
+        count = min(nb_sb, self.sbs_per_mb)
+        start = self.mb_range(mb)[0]
+        rc = self.virtio_mem_sbm_plug_sb(start, start + count * self.sb_pages)
+        if rc:
+            return rc, nb_sb
+        full = count == self.sbs_per_mb
+        self.mb_state.set(mb, mb + 1, MB_OFFLINE if full else MB_OFFLINE_PARTIAL)
+        self.add_and_online_mb(mb)
+        return 0, nb_sb - count
+
+    def virtio_mem_sbm_plug_request(self, diff_pages: int) -> int:
+        nb_sb = diff_pages // self.sb_pages
+        if not nb_sb:
+            return 0
+        for state in (MB_MOVABLE_PARTIAL, MB_OFFLINE_PARTIAL):
+            for mb in self.for_each_mb(state):
+                rc, nb_sb = self.virtio_mem_sbm_plug_any_sb(mb, nb_sb)
+                if rc or not nb_sb:
+                    return rc
+        for mb in self.for_each_mb(MB_UNUSED):
+            rc, nb_sb = self.virtio_mem_sbm_plug_and_add_mb(mb, nb_sb)
+            if rc or not nb_sb:
+                return rc
+        while nb_sb:
+            if self.next_mb > self.last_usable_mb:
+                return ENOSPC
+            mb = self.next_mb
+            self.next_mb += 1
+            self.mb_state.set(mb, mb + 1, MB_UNUSED)
+            rc, nb_sb = self.virtio_mem_sbm_plug_and_add_mb(mb, nb_sb)
+            if rc:
+                return rc
+        return 0
+
+    # -- unplug ----------------------------------------------------------
+
+    def virtio_mem_sbm_unplug_any_sb_offline(self, mb: int, nb_sb: int) -> tuple[int, int]:
+        mb_start, mb_end = self.mb_range(mb)
+        rc = 0
+        while nb_sb:
+            runs = self.sb_plugged.runs_where(mb_start, mb_end, True)
+            if not runs:
+                break
+            end = runs[-1][1]
+            count = min(nb_sb, (end - runs[-1][0]) // self.sb_pages)
+            start = end - count * self.sb_pages
+            rc = self.virtio_mem_sbm_unplug_sb(start, end)
+            if rc:
+                break
+            nb_sb -= count
+        if not self.sb_plugged.all(mb_start, mb_end, True):
+            self.mb_state.set(mb, mb + 1, MB_OFFLINE_PARTIAL)
+        if rc:
+            return rc, nb_sb
+        if self.sb_plugged.all(mb_start, mb_end, False):
+            self.remove_mb(mb)
+        return 0, nb_sb
+
+    def virtio_mem_sbm_unplug_sb_online(self, start: int, end: int) -> int:
+        self.fake_offline(start, end)
+        rc = self.virtio_mem_sbm_unplug_sb(start, end)
+        if rc:
+            self.fake_online(start, end)
+            return rc
+        mb = start // self.mb_pages
+        if self.mb_state[mb] == MB_MOVABLE:
+            self.mb_state.set(mb, mb + 1, MB_MOVABLE_PARTIAL)
+        return 0
+
+    def virtio_mem_sbm_unplug_any_sb_online(self, mb: int, nb_sb: int) -> tuple[int, int]:
+        mb_start, mb_end = self.mb_range(mb)
+        unplugged_whole = False
+        if nb_sb >= self.sbs_per_mb and self.sb_plugged.all(mb_start, mb_end, True):
+            rc = self.virtio_mem_sbm_unplug_sb_online(mb_start, mb_end)
+            if rc == 0:
+                nb_sb -= self.sbs_per_mb
+                unplugged_whole = True
+            elif rc != EBUSY:
+                return rc, nb_sb
+        if not unplugged_whole:
+            # Fall back to single subblocks, from the top down.
+            while nb_sb:
+                runs = self.sb_plugged.runs_where(mb_start, mb_end, True)
+                if not runs:
+                    break
+                end = runs[-1][1]
+                rc = self.virtio_mem_sbm_unplug_sb_online(end - self.sb_pages, end)
+                if rc:
+                    return rc, nb_sb
+                nb_sb -= 1
+        if self.sb_plugged.all(mb_start, mb_end, False):
+            # virtio_mem_sbm_try_remove_unplugged_mb
+            self.remove_mb(mb)
+        return 0, nb_sb
+
+    def virtio_mem_sbm_unplug_request(self, diff_pages: int) -> int:
+        nb_sb = diff_pages // self.sb_pages
+        for state in (MB_OFFLINE_PARTIAL, MB_OFFLINE, MB_MOVABLE_PARTIAL, MB_MOVABLE):
+            for mb in self.for_each_mb(state, reverse=True):
+                if state in _ONLINE:
+                    rc, nb_sb = self.virtio_mem_sbm_unplug_any_sb_online(mb, nb_sb)
+                else:
+                    rc, nb_sb = self.virtio_mem_sbm_unplug_any_sb_offline(mb, nb_sb)
+                if rc or not nb_sb:
+                    return rc
+        return EBUSY if nb_sb else 0
+
+    def virtio_mem_send_unplug_all_request(self) -> int:
+        if not self.backend.pre_unplug(0, self.host.npages):
+            self.mark_broken(0, self.host.npages, "pre-unplug callback failed")
+        response = self.host.unplug_all()
+        if response != ACK:
+            if not self.backend.unplug_failed(0, self.host.npages):
+                self.mark_broken(0, self.host.npages, "unplug failure handling failed")
+            return ETXTBSY if response == BUSY else EINVAL
+        self.unplug_all_required = False
+        return 0
+
+    # -- the work queue --------------------------------------------------
+
+    def virtio_mem_run_wq(self) -> None:
+        """Bring the plugged size to the requested size, retrying as the kernel does."""
+        timer_fires = eagain = 0
+        while not self.broken:
+            try:
+                rc = self._work_once()
+            except Broken:
+                return
+            if rc == 0 or rc == ENOSPC:
+                return
+            if rc == EAGAIN:
+                eagain += 1
+                if eagain >= EAGAIN_LOOPS:
+                    return
+                continue
+            if rc in (ETXTBSY, EBUSY, ENOMEM):
+                timer_fires += 1
+                self.ctx.emit("retry_timer", rc=rc)
+                if timer_fires > RETRY_TIMER_FIRES:
+                    return
+                continue
+            self.broken = True
+            self.ctx.emit("driver.broken", 0, self.host.npages, why=f"unknown error {rc}")
+            return
+
+    def _work_once(self) -> int:
+        if self.unplug_all_required:
+            return self.virtio_mem_send_unplug_all_request()
+        diff = self.host.requested_pages - self.plugged_pages
+        if diff > 0:
+            return self.virtio_mem_sbm_plug_request(diff)
+        if diff < 0:
+            return self.virtio_mem_sbm_unplug_request(-diff)
+        return 0

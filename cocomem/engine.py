@@ -1,0 +1,231 @@
+"""One backend through one scenario: build the layers, run the steps, collect results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from .checks import KINDS, verdict
+from .cost import estimate_cost_us
+from .driver import VirtioMem
+from .faults import FaultPlan
+from .host import Host
+from .registry import Registry
+from .run import Event, GuestCrash, RunContext
+from .scenario import LoadedScenario, Step
+from .state import BUDDY, USED
+from .units import PAGE_SIZE
+
+
+@dataclass
+class Result:
+    """What ``cocomem compare`` reports for one backend."""
+
+    backend: str
+    verdict: str
+    violations: list[dict[str, Any]] = field(default_factory=list)
+    counters: dict[str, int] = field(default_factory=dict)
+    cost_us: float = 0.0
+    host_bytes: dict[str, int] = field(default_factory=lambda: {"peak": 0, "end": 0})
+    crashed_at: int | None = None
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        data = {"verdict": self.verdict, "violations": self.violations,
+                "counters": self.counters, "cost_us": self.cost_us,
+                "host_bytes": self.host_bytes}
+        if self.error:
+            data["error"] = self.error
+        return data
+
+
+def _options(loaded: LoadedScenario, model: type, raw: dict, key: tuple) -> Any:
+    try:
+        return model.model_validate(raw or {})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        raise loaded.error(key + tuple(err["loc"]), message) from None
+
+
+def validate_faults(loaded: LoadedScenario, vendor_cls: type) -> None:
+    from .host import RESPONSES
+
+    calls = {f"virtio_mem.{r}": RESPONSES for r in ("plug", "unplug", "unplug_all")}
+    calls.update(vendor_cls.fault_calls)
+    for index, fault in enumerate(loaded.scenario.faults):
+        if fault.call not in calls:
+            raise loaded.error(("faults", index, "call"),
+                               f"unknown call {fault.call!r}; calls: {', '.join(sorted(calls))}")
+        if fault.status not in calls[fault.call]:
+            raise loaded.error(("faults", index, "status"),
+                               f"{fault.call} has no status {fault.status!r}; statuses: "
+                               f"{', '.join(calls[fault.call])}")
+
+
+class BackendRun:
+    """The simulated guest + VMM + platform for one backend."""
+
+    def __init__(self, loaded: LoadedScenario, registry: Registry, backend: str,
+                 vendor: str, trace: list[Event] | None = None) -> None:
+        self.loaded = loaded
+        self.scenario = s = loaded.scenario
+        self.registry = registry
+        self.backend_name = backend
+        self.vendor_cls = registry.vendors[vendor]
+        self.backend_cls = registry.backends[backend]
+        self.vendor_options = _options(loaded, self.vendor_cls.Options,
+                                       s.vendor_options.get(vendor, {}), ("vendor_options", vendor))
+        self.backend_options = _options(loaded, self.backend_cls.Options,
+                                        s.backend_options.get(backend, {}),
+                                        ("backend_options", backend))
+        self.ctx = RunContext(s.device.addr)
+        self.faults = FaultPlan(s.faults)
+        self.host = Host(self.ctx, s, self.faults, confidential=self.vendor_cls.confidential)
+        self.vendor = self.vendor_cls(self.ctx, self.host, self.faults, self.vendor_options)
+        self.checks = [cls(self) for cls in registry.checks.values()]
+        self.kinds = dict(KINDS)
+        for check in self.checks:
+            self.kinds.update(check.kinds)
+        if trace is not None:
+            self.ctx.listeners.append(trace.append)
+        self.ctx.listeners.append(self._dispatch)
+        self._by_event: dict[str, list] = {}
+        self.new_kernel()
+
+    def new_kernel(self) -> None:
+        """Boot (or kexec into) a guest kernel: a fresh driver and backend."""
+        self.backend = self.backend_cls(self.ctx, self.vendor, self.backend_options)
+        self.driver = VirtioMem(self.ctx, self.scenario, self.host, self.vendor, self.backend)
+
+    def _dispatch(self, event: Event) -> None:
+        for check in self.checks:
+            if not check.events or event.name in check.events:
+                check.on_event(event)
+
+    # -- steps -----------------------------------------------------------
+
+    def run(self) -> Result:
+        crashed_at = None
+        steps = self.scenario.steps
+        try:
+            for index, step in enumerate(steps):
+                self.ctx.step = index
+                self.ctx.emit("step", index=index, what=step.describe())
+                self.do_step(step)
+                self.ctx.emit("step.end")
+        except GuestCrash as crash:
+            crashed_at = self.ctx.step
+            self.ctx.violation(crash.kind, crash.start, crash.end, crash.detail)
+            self.ctx.emit("crash", crash.start, crash.end, kind=crash.kind, detail=crash.detail)
+        self.ctx.emit("finish")
+        for check in self.checks:
+            check.on_finish()
+        return self.result(crashed_at)
+
+    def do_step(self, step: Step) -> None:
+        host, op = self.host, step.op
+        if op in ("plug", "unplug"):
+            delta = step.size // PAGE_SIZE
+            host.requested_pages += delta if op == "plug" else -delta
+            self.ctx.emit("config", requested=host.requested_pages * PAGE_SIZE)
+        elif op == "use":
+            self.use(step.size // PAGE_SIZE if step.size else None)
+        elif op == "free":
+            self.free(step.size // PAGE_SIZE if step.size else None)
+        elif op == "vmm":
+            host.apply(step.vmm)
+        elif op == "kexec":
+            self.new_kernel()
+        elif op == "reboot":
+            host.reset()
+            self.new_kernel()
+        elif op == "kdump":
+            self.kdump()
+            host.reset()
+            self.new_kernel()
+        elif op in ("offline_block", "online_block"):
+            self.change_block(step.block, online=op == "online_block")
+        self.driver.virtio_mem_run_wq()
+
+    def access(self, start: int, end: int) -> None:
+        """A guest access (read or write) to ``[start, end)``."""
+        self.vendor.touch(start, end)
+        self.ctx.emit("guest.access", start, end)
+
+    def use(self, npages: int | None) -> None:
+        """Allocate the lowest-addressed free pages and write them."""
+        todo = npages
+        for s, e in self.driver.page.runs_where(0, self.host.npages, BUDDY):
+            if todo is not None:
+                e = min(e, s + todo)
+            self.access(s, e)
+            self.driver.page.set(s, e, USED)
+            self.host.content.set(s, e, self.ctx.step + 1)
+            if todo is not None:
+                todo -= e - s
+                if not todo:
+                    break
+        self.ctx.emit("use", pages=(npages or 0) - (todo or 0) if npages else None)
+
+    def free(self, npages: int | None) -> None:
+        """Free the highest-addressed used pages (their data stays)."""
+        todo = npages
+        for s, e in reversed(self.driver.page.runs_where(0, self.host.npages, USED)):
+            if todo is not None:
+                s = max(s, e - todo)
+                todo -= e - s
+            self.driver.page.set(s, e, BUDDY)
+            if todo == 0:
+                break
+
+    def change_block(self, mb: int, *, online: bool) -> None:
+        driver = self.driver
+        state = driver.mb_state[mb]
+        if online and state in ("offline", "offline_partial"):
+            driver.online_mb(mb)
+        elif not online and state in ("movable", "movable_partial"):
+            driver.offline_mb(mb)
+        else:
+            self.ctx.emit("ignored", *driver.mb_range(mb), why=f"memory block is {state}")
+
+    def kdump(self) -> None:
+        """The capture kernel asks STATE per device block of each added memory block,
+        then reads the plugged ones into the vmcore."""
+        driver, host = self.driver, self.host
+        added = [(s, e) for s, e, v in driver.page.runs() if v != "absent"]
+        for s, e in added:
+            self.ctx.count("virtio_mem.state.ack", (e - s) // host.block_pages)
+            self.ctx.emit("kdump.state", s, e, blocks=(e - s) // host.block_pages)
+            for ps, pe in host.plugged.runs_where(s, e, True):
+                self.access(ps, pe)
+
+    # -- results ---------------------------------------------------------
+
+    def result(self, crashed_at: int | None) -> Result:
+        kinds = {v.kind for v in self.ctx.violations}
+        counters = dict(sorted(self.ctx.counters.items()))
+        return Result(
+            backend=self.backend_name,
+            verdict=verdict(kinds, self.kinds),
+            violations=[v.as_dict() for v in self.ctx.violations],
+            counters=counters,
+            cost_us=round(estimate_cost_us(counters, self.vendor_cls.cost_table,
+                                           self.scenario.cost), 3),
+            host_bytes={"peak": self.host.peak_pages * PAGE_SIZE,
+                        "end": self.host.present_pages * PAGE_SIZE},
+            crashed_at=crashed_at,
+        )
+
+
+def run_backend(loaded: LoadedScenario, registry: Registry, backend: str, vendor: str,
+                trace: list[Event] | None = None) -> Result:
+    """Run one backend; a plugin's own exception becomes an ``error`` result."""
+    run = BackendRun(loaded, registry, backend, vendor, trace)
+    try:
+        return run.run()
+    except Exception as exc:  # one backend failing must not lose the others
+        return Result(backend=backend, verdict="error", error=f"{type(exc).__name__}: {exc}",
+                      counters=dict(sorted(run.ctx.counters.items())))

@@ -1,0 +1,266 @@
+"""The host: QEMU's virtio-mem device and KVM's private/shared memory.
+
+Pages are numbered from the start of the device region. Rules follow QEMU's
+``hw/virtio/virtio-mem.c`` and KVM's TDX/guest_memfd code (DESIGN §2.2-§2.3).
+"""
+
+from __future__ import annotations
+
+from .faults import FaultPlan
+from .run import GuestCrash, RunContext
+from .runmap import RunMap
+from .scenario import Scenario, VmmPatch
+from .state import (
+    FREE,
+    LEAF_2M,
+    PAGES_PER_2M,
+    PENDING_2M,
+    PENDING_4K,
+    PRESENT,
+    PRIVATE,
+    SHARED,
+    with_level,
+)
+from .units import PAGE_SIZE
+
+# virtio-mem requests and responses (include/uapi/linux/virtio_mem.h).
+ACK, NACK, BUSY, ERROR = "ack", "nack", "busy", "error"
+RESPONSES = (ACK, NACK, BUSY, ERROR)
+PLUGGED, UNPLUGGED, MIXED = "plugged", "unplugged", "mixed"
+
+
+class Host:
+    """QEMU + KVM state of the device region, and the operations on it."""
+
+    def __init__(self, ctx: RunContext, scenario: Scenario, faults: FaultPlan,
+                 *, confidential: bool) -> None:
+        self.ctx = ctx
+        self.faults = faults
+        self.confidential = confidential
+        dev = scenario.device
+        self.npages = dev.region_size // PAGE_SIZE
+        self.block_pages = dev.block_size // PAGE_SIZE
+        self.usable_extent_pages = dev.usable_extent // PAGE_SIZE
+        vmm = scenario.vmm
+        self.memory = vmm.memory
+        self.unplug_discards = tuple(vmm.unplug_discards)
+        self.mapping_level = vmm.mapping_level
+        self.implicit_conversion = vmm.implicit_conversion
+        self.requested_pages = 0
+        self.plugged = RunMap(self.npages, False)
+        self.attr = RunMap(self.npages, self.start_attr)
+        self.shared = RunMap(self.npages, False)
+        self.private = RunMap(self.npages, FREE)
+        #: 0 for zeroes, N for data the guest wrote at step N.
+        self.content = RunMap(self.npages, 0)
+        self.present_pages = 0
+        self.peak_pages = 0
+
+    @property
+    def start_attr(self) -> str:
+        if not self.confidential:
+            return SHARED
+        return PRIVATE if self.memory == "start-private" else SHARED
+
+    def apply(self, patch: VmmPatch) -> None:
+        if patch.unplug_discards is not None:
+            self.unplug_discards = tuple(patch.unplug_discards)
+        if patch.mapping_level is not None:
+            self.mapping_level = patch.mapping_level
+        if patch.implicit_conversion is not None:
+            self.implicit_conversion = patch.implicit_conversion
+
+    # -- host memory accounting ------------------------------------------
+
+    def _present(self, start: int, end: int) -> int:
+        return (self.shared.count(True, start=start, end=end)
+                + self.private.count(*PRESENT, start=start, end=end))
+
+    def _account(self, start: int, end: int, before: int) -> None:
+        self.present_pages += self._present(start, end) - before
+        self.peak_pages = max(self.peak_pages, self.present_pages)
+
+    # -- the virtio-mem device (QEMU) ------------------------------------
+
+    @property
+    def plugged_pages(self) -> int:
+        return self.plugged.count(True)
+
+    @property
+    def usable_pages(self) -> int:
+        # QEMU: MIN(region_size, ALIGN_UP(requested + VIRTIO_MEM_USABLE_EXTENT, block_size))
+        usable = self.requested_pages + self.usable_extent_pages
+        usable = -(-usable // self.block_pages) * self.block_pages
+        return min(self.npages, usable)
+
+    def _respond(self, request: str, response: str, start: int, end: int) -> str:
+        self.ctx.count(f"virtio_mem.{request}.{response}")
+        self.ctx.emit("response", start, end, request=request, response=response)
+        return response
+
+    def request(self, request: str, start: int, end: int) -> str:
+        """A PLUG or UNPLUG request for pages ``[start, end)``, in QEMU's order of checks."""
+        self.ctx.emit("request", start, end, request=request)
+        injected = self.faults.take(f"virtio_mem.{request}")
+        if injected:
+            return self._respond(request, injected, start, end)
+        plug = request == "plug"
+        if (start % self.block_pages or end % self.block_pages or end <= start
+                or end > self.usable_pages):
+            return self._respond(request, ERROR, start, end)
+        if plug and self.plugged_pages + (end - start) > self.requested_pages:
+            return self._respond(request, NACK, start, end)
+        if not self.plugged.all(start, end, not plug):
+            return self._respond(request, ERROR, start, end)
+        self.plugged.set(start, end, plug)
+        if not plug:
+            self.discard(start, end)
+        return self._respond(request, ACK, start, end)
+
+    def unplug_all(self) -> str:
+        self.ctx.emit("request", 0, self.npages, request="unplug_all")
+        injected = self.faults.take("virtio_mem.unplug_all")
+        if injected:
+            return self._respond("unplug_all", injected, 0, self.npages)
+        self.plugged.set(0, self.npages, False)
+        self.discard(0, self.npages)
+        return self._respond("unplug_all", ACK, 0, self.npages)
+
+    def state(self, start: int, end: int) -> str:
+        self.ctx.count("virtio_mem.state.ack")
+        if self.plugged.all(start, end, True):
+            return PLUGGED
+        if self.plugged.all(start, end, False):
+            return UNPLUGGED
+        return MIXED
+
+    def discard(self, start: int, end: int) -> None:
+        """Free the planes this VMM discards on unplug (upstream QEMU: shared only)."""
+        before = self._present(start, end)
+        if "shared" in self.unplug_discards:
+            for s, e in self.shared.runs_where(start, end, True):
+                self.shared.set(s, e, False)
+                for zs, ze in self.attr.runs_where(s, e, SHARED):
+                    self.content.set(zs, ze, 0)
+        if "private" in self.unplug_discards:
+            self._remove_private(start, end)
+        self._account(start, end, before)
+        self.ctx.emit("host.discard", start, end, planes=",".join(self.unplug_discards))
+
+    def reset(self) -> None:
+        """System reset: a new TD; every page freed, the device unplugged."""
+        self.plugged.set(0, self.npages, False)
+        self.attr.set(0, self.npages, self.start_attr)
+        self.shared.set(0, self.npages, False)
+        self.private.set(0, self.npages, FREE)
+        self.content.set(0, self.npages, 0)
+        self.present_pages = 0
+        self.ctx.emit("host.reset", 0, self.npages)
+
+    # -- KVM: private memory ---------------------------------------------
+
+    def _split_2m(self, start: int, end: int) -> None:
+        """Demote 2M leaves that ``[start, end)`` covers only in part."""
+        for edge in (start, end):
+            base = edge - edge % PAGES_PER_2M
+            if edge % PAGES_PER_2M and edge < self.npages and self.private[edge] in LEAF_2M:
+                value = self.private[edge]
+                self.private.set(base, base + PAGES_PER_2M, with_level(value, "4k"))
+
+    def _remove_private(self, start: int, end: int) -> None:
+        """Punch guest_memfd: S-EPT REMOVE of every leaf in the range."""
+        self._split_2m(start, end)
+        for s, e, value in list(self.private.runs(start, end)):
+            if value == FREE:
+                continue
+            if value in LEAF_2M:
+                self.ctx.count("host.remove.2m", (e - s) // PAGES_PER_2M)
+            else:
+                self.ctx.count("host.remove.4k", e - s)
+            self.private.set(s, e, FREE)
+            for zs, ze in self.attr.runs_where(s, e, PRIVATE):
+                self.content.set(zs, ze, 0)
+        self.ctx.emit("host.remove", start, end)
+
+    def convert(self, start: int, end: int, to: str) -> int:
+        """kvm_convert_memory: set the attribute, free the other copy. Returns pages changed."""
+        before = self._present(start, end)
+        changed = self.attr.runs_where(start, end, SHARED if to == PRIVATE else PRIVATE)
+        for s, e in changed:
+            if to == PRIVATE:
+                self.shared.set(s, e, False)
+            else:
+                self._remove_private(s, e)
+            self.attr.set(s, e, to)
+            self.content.set(s, e, 0)
+        pages = sum(e - s for s, e in changed)
+        self.ctx.count(f"host.convert.{to}", pages)
+        self._account(start, end, before)
+        if pages:
+            self.ctx.emit("host.convert", start, end, to=to, pages=pages)
+        return pages
+
+    def ept_violation(self, page: int, level: str) -> None:
+        """A private access faulted at ``page``; KVM (and maybe QEMU) handles it.
+
+        On a shared GFN the exit goes to the VMM (KVM_EXIT_MEMORY_FAULT), which
+        converts that 4 KiB page; on a private FREE GFN KVM adds a page
+        (TDH.MEM.PAGE.AUG) at the smaller of the access level and its mapping
+        level, 2 MiB only where the whole 2 MiB is private and free.
+        """
+        self.ctx.count("exit.ept_violation")
+        self.ctx.emit("exit", page, page + 1, reason="ept_violation", level=level)
+        if self.attr[page] == SHARED:
+            if not self.implicit_conversion:
+                raise GuestCrash("access-unaccepted", page, page + 1,
+                                 "private access to a shared GFN; the VMM does not convert")
+            self.ctx.count("exit.memory_fault")
+            self.ctx.emit("exit", page, page + 1, reason="memory_fault")
+            self.convert(page, page + 1, PRIVATE)
+            return
+        if self.private[page] != FREE:
+            return
+        base = page - page % PAGES_PER_2M
+        if (level == "2m" and self.mapping_level == "2m" and page == base
+                and base + PAGES_PER_2M <= self.npages
+                and self.attr.all(base, base + PAGES_PER_2M, PRIVATE)
+                and self.private.all(base, base + PAGES_PER_2M, FREE)):
+            start, end, state, leaf = base, base + PAGES_PER_2M, PENDING_2M, "2m"
+        else:
+            start, end, state, leaf = page, page + 1, PENDING_4K, "4k"
+        before = self._present(start, end)
+        self.private.set(start, end, state)
+        self.content.set(start, end, 0)
+        self._account(start, end, before)
+        self.ctx.count(f"host.aug.{leaf}")
+        self.ctx.emit("host.aug", start, end, level=leaf)
+
+    def copy_uniform(self, src_start: int, src_end: int, dst_start: int, dst_end: int) -> bool:
+        """Give ``[dst_start, dst_end)`` the state of ``[src_start, src_end)`` when that
+        state is one value per map; False (and nothing done) otherwise."""
+        maps = (self.private, self.attr, self.shared, self.content)
+        values = []
+        for runmap in maps:
+            runs = list(runmap.runs(src_start, src_end))
+            if len(runs) != 1:
+                return False
+            values.append(runs[0][2])
+        before = self._present(dst_start, dst_end)
+        for runmap, value in zip(maps, values, strict=True):
+            runmap.set(dst_start, dst_end, value)
+        self._account(dst_start, dst_end, before)
+        return True
+
+    def demote(self, page: int) -> None:
+        """Split the 2M leaf holding ``page`` into 4K leaves of the same state."""
+        base = page - page % PAGES_PER_2M
+        self.private.set(base, base + PAGES_PER_2M, with_level(self.private[page], "4k"))
+        self.ctx.count("host.demote.2m")
+        self.ctx.emit("host.demote", base, base + PAGES_PER_2M)
+
+    def populate_shared(self, start: int, end: int) -> None:
+        """A guest touch of shared memory: the VMM's page appears, zeroed."""
+        before = self._present(start, end)
+        for s, e in self.shared.runs_where(start, end, False):
+            self.shared.set(s, e, True)
+        self._account(start, end, before)

@@ -1,0 +1,1 @@
+"""Built-in plugins, registered through the ``cocomem`` entry-point group."""

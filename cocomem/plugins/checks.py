@@ -1,0 +1,139 @@
+"""The built-in invariants (DESIGN §3.3)."""
+
+from __future__ import annotations
+
+from cocomem.checks import Check
+from cocomem.hookspecs import hookimpl
+from cocomem.run import Event, GuestCrash
+from cocomem.runmap import differences
+from cocomem.state import BUDDY, PRESENT, USED
+
+
+class AccessUnaccepted(Check):
+    name = "access-unaccepted"
+    description = "a guest access to a private page that is PENDING or FREE kills the TD"
+    kinds = {"access-unaccepted": "crashed"}
+    events = ("guest.access",)
+
+    def on_event(self, event: Event) -> None:
+        bad = self.run.vendor.inaccessible(event.start, event.end)
+        if bad:
+            start, end = bad[0]
+            raise GuestCrash("access-unaccepted", start, end,
+                             "guest touched memory it has not accepted")
+
+
+class UseAfterUnplug(Check):
+    name = "use-after-unplug"
+    description = "the guest uses memory it asked the device to unplug"
+    kinds = {"use-after-unplug": "unsafe"}
+    events = ("guest.access",)
+
+    def on_event(self, event: Event) -> None:
+        for plugged in (self.run.driver.sb_plugged, self.run.host.plugged):
+            for start, end in plugged.runs_where(event.start, event.end, False):
+                self.run.ctx.violation("use-after-unplug", start, end)
+
+
+class AcceptUnbacked(Check):
+    name = "accept-unbacked"
+    description = "memory the device has not plugged was accepted (host memory spent)"
+    kinds = {"accept-unbacked": "unsafe"}
+    events = ("accept.done",)
+
+    def on_event(self, event: Event) -> None:
+        for start, end in self.run.host.plugged.runs_where(event.start, event.end, False):
+            self.run.ctx.violation("accept-unbacked", start, end)
+
+
+class DoubleAccept(Check):
+    name = "double-accept"
+    description = "ACCEPT hit an already accepted page"
+    kinds = {"double-accept": "degraded"}
+    events = ("accept.already",)
+
+    def on_event(self, event: Event) -> None:
+        self.run.ctx.violation("double-accept", event.start, event.end)
+
+
+class StaleAssumedZero(Check):
+    name = "stale-assumed-zero"
+    description = "an accept treated as success left old data in a page taken as fresh"
+    kinds = {"stale-assumed-zero": "unsafe"}
+    events = ("accept.already",)
+
+    def on_event(self, event: Event) -> None:
+        if not event.info.get("tolerated"):
+            return
+        for start, end, content in self.run.host.content.runs(event.start, event.end):
+            if content:
+                self.run.ctx.violation("stale-assumed-zero", start, end,
+                                       f"holds data written at step {content - 1}")
+
+
+class StateMismatch(Check):
+    name = "state-mismatch"
+    description = "the guest and the device disagree on what is plugged (checked after each step)"
+    kinds = {"state-mismatch": "unsafe"}
+    events = ("step.end",)
+
+    def on_event(self, event: Event) -> None:
+        if self.run.driver.broken:
+            return
+        for start, end in differences(self.run.driver.sb_plugged, self.run.host.plugged):
+            self.run.ctx.violation("state-mismatch", start, end)
+
+
+class DeviceBroken(Check):
+    name = "device-broken"
+    description = "the driver marked the device broken"
+    kinds = {"device-broken": "degraded"}
+    events = ("driver.broken",)
+
+    def on_event(self, event: Event) -> None:
+        self.run.ctx.violation("device-broken", event.start, event.end, event.info["why"])
+
+
+class Leak(Check):
+    name = "leak"
+    description = "plugged memory the guest can never use again (the device is broken)"
+    kinds = {"leak": "degraded"}
+
+    def on_finish(self) -> None:
+        run = self.run
+        if not run.driver.broken:
+            return
+        for start, end in run.host.plugged.runs_where(0, run.host.npages, True):
+            for s, e, page in run.driver.page.runs(start, end):
+                if page not in (BUDDY, USED):
+                    run.ctx.violation("leak", s, e)
+
+
+class PrivateResidue(Check):
+    name = "private-residue"
+    description = "the host still holds private memory for unplugged blocks at the end"
+    kinds = {"private-residue": "degraded"}
+
+    def on_finish(self) -> None:
+        host = self.run.host
+        for start, end in host.plugged.runs_where(0, host.npages, False):
+            for s, e in host.private.runs_where(start, end, *PRESENT):
+                self.run.ctx.violation("private-residue", s, e)
+
+
+class AcceptPanic(Check):
+    name = "accept-panic"
+    description = "an accept failed where the kernel has no way out (raised by arch_accept_memory)"
+    kinds = {"accept-panic": "crashed"}
+    events = ("none",)
+
+
+BUILTIN_CHECKS = (AccessUnaccepted, AcceptPanic, StaleAssumedZero, AcceptUnbacked,
+                  UseAfterUnplug, StateMismatch, DoubleAccept, DeviceBroken, Leak,
+                  PrivateResidue)
+
+
+@hookimpl
+def register_checks(register):
+    for check in BUILTIN_CHECKS:
+        register(check)

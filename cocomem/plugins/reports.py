@@ -1,0 +1,114 @@
+"""Built-in output formats: any tabulate format, ``email`` and ``json``."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+from tabulate import tabulate
+
+from cocomem.engine import Result
+from cocomem.hookspecs import hookimpl
+from cocomem.report import Comparison, Report
+from cocomem.units import format_bytes_short
+
+EMAIL_WIDTH = 72
+_NOT_CALLS = ("exit.", "host.", "virtio_mem.")
+
+
+def guest_calls(result: Result) -> int:
+    """Calls the guest made to the platform (TDCALLs, TDVMCALLs, PVALIDATE, RSI...)."""
+    return sum(n for name, n in result.counters.items() if not name.startswith(_NOT_CALLS))
+
+
+def total(result: Result, prefix: str) -> int:
+    return sum(n for name, n in result.counters.items() if name.startswith(prefix))
+
+
+def format_us(us: float) -> str:
+    if us < 1000:
+        return f"{us:.0f} us"
+    if us < 1_000_000:
+        return f"{us / 1000:.1f} ms"
+    return f"{us / 1_000_000:.2f} s"
+
+
+def relative_cost(result: Result, results: dict[str, Result]) -> str:
+    """pyperf-style: how much dearer than the cheapest backend that did not crash."""
+    costs = [r.cost_us for r in results.values() if r.verdict not in ("crashed", "error")]
+    best = min(costs, default=0.0)
+    if result.verdict in ("crashed", "error") or not best:
+        return "-"
+    factor = result.cost_us / best
+    return "best" if factor < 1.005 else f"{factor:.2f}x"
+
+
+def kinds(result: Result) -> list[str]:
+    return list(dict.fromkeys(v["kind"] for v in result.violations))
+
+
+
+class TableReport(Report):
+    name = "table"
+    description = "one row per backend, in any tabulate format (--format grid, github, ...)"
+
+    def render(self, comparison: Comparison) -> str:
+        rows = []
+        for name, r in comparison.results.items():
+            rows.append([name, r.verdict, ", ".join(kinds(r)) or "-", guest_calls(r),
+                         total(r, "exit."), total(r, "virtio_mem."), format_us(r.cost_us),
+                         relative_cost(r, comparison.results),
+                         format_bytes_short(r.host_bytes["peak"]),
+                         format_bytes_short(r.host_bytes["end"])])
+        headers = ["backend", "verdict", "violations", "calls", "exits", "requests",
+                   "cost", "vs best", "host peak", "host end"]
+        fmt = "simple" if self.fmt == "table" else self.fmt
+        title = f"{comparison.scenario} (vendor {comparison.vendor})"
+        return title + "\n\n" + tabulate(rows, headers, tablefmt=fmt, disable_numparse=True)
+
+
+class EmailReport(Report):
+    name = "email"
+    description = "plain text for a mailing-list reply: at most 72 columns, with the command"
+
+    def render(self, comparison: Comparison) -> str:
+        rows = [[name, r.verdict, guest_calls(r), total(r, "exit."),
+                 format_us(r.cost_us), format_bytes_short(r.host_bytes["peak"]),
+                 format_bytes_short(r.host_bytes["end"])]
+                for name, r in comparison.results.items()]
+        table = tabulate(rows, ["backend", "verdict", "calls", "exits", "cost", "peak", "end"],
+                         tablefmt="simple", disable_numparse=True,
+                         colalign=("left", "left", "right", "right", "right", "right", "right"))
+        wrap = textwrap.TextWrapper(width=EMAIL_WIDTH, subsequent_indent="    ",
+                                    break_on_hyphens=False)
+        out = [f"Scenario: {comparison.scenario} (vendor {comparison.vendor})",
+               *wrap.wrap(f"Reproduce: {comparison.command}"), "", table, ""]
+        listed = [(name, r) for name, r in comparison.results.items() if r.violations or r.error]
+        if listed:
+            out.append("Violations (kind @step: first GPA +size):")
+            for name, r in listed:
+                items = [f"{v['kind']} @{v['step']}: {v['start']:#x} "
+                         f"+{format_bytes_short(v['size'])}" for v in r.violations]
+                if r.error:
+                    items.append(f"error: {r.error}")
+                out.extend(wrap.wrap(f"  {name}: " + "; ".join(items)))
+            out.append("")
+        out.extend(textwrap.wrap(
+            "calls = guest calls to the platform (TDCALL, TDVMCALL); exits = VM exits; "
+            "cost = estimated guest time from the cocomem cost model; peak/end = host "
+            "memory backing the device region.", EMAIL_WIDTH))
+        return "\n".join(line.rstrip() for line in out)
+
+
+class JsonReport(Report):
+    name = "json"
+    description = "one JSON object (DESIGN §4), for scripts"
+
+    def render(self, comparison: Comparison) -> str:
+        return json.dumps(comparison.as_dict(), indent=2)
+
+
+@hookimpl
+def register_reports(register):
+    for report in (TableReport, EmailReport, JsonReport):
+        register(report)

@@ -1,0 +1,346 @@
+"""Intel TDX: TDG.MEM.PAGE.ACCEPT/RELEASE and MapGPA, as Linux issues them.
+
+Follows ``arch/x86/coco/tdx/tdx-shared.c`` (``tdx_accept_memory``,
+``try_accept_one``), ``arch/x86/coco/tdx/tdx.c`` (``tdx_map_gpa``,
+``tdx_enc_status_changed``) and KVM's handling of the resulting exits.
+Counting rules: DESIGN §3.4. Model assumptions: ``ASSUMPTIONS`` below.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+
+from pydantic import BaseModel, ConfigDict
+
+from cocomem.hookspecs import hookimpl
+from cocomem.run import Event
+from cocomem.state import (
+    FREE,
+    LEAF_2M,
+    MAPPED,
+    MAPPED_2M,
+    MAPPED_4K,
+    PAGES_PER_1G,
+    PAGES_PER_2M,
+    PENDING_2M,
+    PENDING_4K,
+    PRIVATE,
+    SHARED,
+    with_level,
+)
+from cocomem.vendor import CostEntry, Vendor
+
+OK = "ok"
+ALREADY_ACCEPTED = "already_accepted"      # 0x00000B0A00000000, bit 63 clear: a warning
+SIZE_MISMATCH = "size_mismatch"            # 0xC0000B0B00000000
+OPERAND_INVALID = "operand_invalid"        # 0xC000010000000000
+OPERAND_BUSY = "operand_busy"              # 0x8000020000000000
+STATUS_CODES = {
+    OK: 0,
+    ALREADY_ACCEPTED: 0x00000B0A00000000,
+    SIZE_MISMATCH: 0xC0000B0B00000000,
+    OPERAND_INVALID: 0xC000010000000000,
+    OPERAND_BUSY: 0x8000020000000000,
+}
+MAP_GPA_STATUSES = ("ok", "retry", "invalid_operand", "align_error")
+
+#: Where the sources are silent (DESIGN §3.5); each is a modelling choice.
+ASSUMPTIONS = {
+    "accept-4k-in-2m-mapped": "ACCEPT at 4K inside a MAPPED 2M leaf returns ALREADY_ACCEPTED",
+    "accept-4k-in-2m-pending": "ACCEPT at 4K inside a PENDING 2M leaf exits (EPT violation); "
+                               "KVM demotes the leaf and the call is re-executed",
+    "release-not-accepted": "RELEASE of a PENDING or FREE page succeeds and changes nothing",
+    "release-4k-in-2m": "RELEASE at 4K inside a 2M leaf returns SIZE_MISMATCH",
+    "map-gpa-retry": "an injected MapGPA RETRY comes after KVM converted the first 2 MiB chunk "
+                     "(no progress when the range is one chunk)",
+}
+
+_LEVELS = (("1g", PAGES_PER_1G), ("2m", PAGES_PER_2M), ("4k", 1))
+_MAX_REEXECUTIONS = 4  # an EPT violation is resolved in at most two exits
+
+
+class TdxOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    #: TDCS CONFIG_FLAGS.PAGE_RELEASE, set by the VMM at TD creation.
+    page_release: bool = True
+
+
+_ASSUMED = "assumption"
+_SHUTEMOV = "K. Shutemov 2024: 90 GiB in ~60 s at 4K, ~2.5 us per 4K page with exit+AUG+accept"
+_ZERO_US_PER_4K = 0.4  # assumption: ~10 GB/s for the module's page clearing
+COST_TABLE = {
+    "tdcall.accept.4k.ok": CostEntry(us=0.7 + _ZERO_US_PER_4K, source=_SHUTEMOV),
+    "exit.ept_violation": CostEntry(us=0.8, source=_SHUTEMOV),
+    "host.aug.4k": CostEntry(us=0.6, source=_SHUTEMOV),
+    "tdcall.accept.2m.ok": CostEntry(us=0.7 + 512 * _ZERO_US_PER_4K,
+                                     source="assumption: one call plus clearing 2 MiB"),
+    "host.aug.2m": CostEntry(us=5.0, source=_ASSUMED),
+    "tdcall.*": CostEntry(us=0.5, source=_ASSUMED + ": a TDCALL round trip that changes nothing"),
+    "tdcall.release.*.ok": CostEntry(us=0.7, source=_ASSUMED),
+    "tdvmcall.map_gpa.*": CostEntry(us=1.0, source=_ASSUMED),
+    "exit.map_gpa": CostEntry(us=10.0, source=_ASSUMED + ": exit to QEMU per 2 MiB chunk"),
+    "exit.memory_fault": CostEntry(us=10.0, source=_ASSUMED + ": exit to QEMU per 4 KiB page"),
+    "host.convert.*": CostEntry(us=0.1, source=_ASSUMED + ": per page"),
+    "host.remove.4k": CostEntry(us=0.5, source=_ASSUMED),
+    "host.remove.2m": CostEntry(us=5.0, source=_ASSUMED),
+    "host.demote.2m": CostEntry(us=5.0, source=_ASSUMED),
+    "virtio_mem.*": CostEntry(us=20.0, source=_ASSUMED + ": a virtqueue round trip"),
+}
+
+# Events that say what happened to pages (checks read them); when a run of
+# identical 2 MiB chunks is done in bulk they are re-emitted over the run.
+_PAGE_EVENTS = ("accept.done", "accept.already")
+
+
+class Tdx(Vendor):
+    name = "tdx"
+    description = "Intel TDX guest (TDG.MEM.PAGE.ACCEPT/RELEASE, MapGPA)"
+    Options = TdxOptions
+    fault_calls = {
+        "tdcall.accept": tuple(STATUS_CODES),
+        "tdcall.release": tuple(STATUS_CODES),
+        "tdvmcall.map_gpa": MAP_GPA_STATUSES,
+    }
+    cost_table = COST_TABLE
+
+    @property
+    def supports_release(self) -> bool:
+        return self.options.page_release
+
+    # -- one TDCALL ------------------------------------------------------
+
+    def _tdcall(self, op: str, page: int, level: str, status: str) -> str:
+        npages = dict(_LEVELS)[level]
+        self.ctx.count(f"tdcall.{op}.{level}.{status}")
+        self.ctx.emit("tdcall", page, page + npages, op=op, level=level, status=status)
+        return status
+
+    def _accept_one(self, page: int, level: str) -> str:
+        """One TDG.MEM.PAGE.ACCEPT, re-executed after each EPT violation exit."""
+        host = self.host
+        injected = self.faults.take("tdcall.accept")
+        if injected:
+            return self._tdcall("accept", page, level, injected)
+        if level == "1g":
+            return self._tdcall("accept", page, level, OPERAND_INVALID)
+        for _ in range(_MAX_REEXECUTIONS):
+            state = host.private[page]
+            if level == "2m":
+                end = page + PAGES_PER_2M
+                if state in LEAF_2M:
+                    return self._accept_leaf(page, end, state, level)
+                if host.private.any(page, end, PENDING_4K, MAPPED_4K):
+                    return self._tdcall("accept", page, level, SIZE_MISMATCH)
+            else:
+                if state == MAPPED_2M:
+                    return self._tdcall("accept", page, level, ALREADY_ACCEPTED)
+                if state == PENDING_2M:
+                    host.ctx.count("exit.ept_violation")
+                    host.demote(page)
+                    continue
+                if state != FREE:
+                    return self._accept_leaf(page, page + 1, state, level)
+            host.ept_violation(page, level)
+        raise AssertionError(f"ACCEPT at page {page} did not settle")
+
+    def _accept_leaf(self, start: int, end: int, state: str, level: str) -> str:
+        if state in MAPPED:
+            return self._tdcall("accept", start, level, ALREADY_ACCEPTED)
+        self.host.private.set(start, end, with_level(MAPPED_4K, level))
+        self.host.content.set(start, end, 0)  # the module clears the page
+        return self._tdcall("accept", start, level, OK)
+
+    def _release_one(self, page: int, level: str) -> str:
+        """One TDG.MEM.PAGE.RELEASE (the seed RFC's leaf 30)."""
+        host = self.host
+        injected = self.faults.take("tdcall.release")
+        if injected:
+            return self._tdcall("release", page, level, injected)
+        if not self.options.page_release or level == "1g":
+            return self._tdcall("release", page, level, OPERAND_INVALID)
+        size = dict(_LEVELS)[level]
+        state = host.private[page]
+        if level == "2m":
+            if state not in LEAF_2M and host.private.any(page, page + size, PENDING_4K, MAPPED_4K):
+                return self._tdcall("release", page, level, SIZE_MISMATCH)
+        elif state in LEAF_2M:
+            return self._tdcall("release", page, level, SIZE_MISMATCH)
+        if state in MAPPED:
+            host.private.set(page, page + size, with_level(PENDING_4K, level))
+            host.content.set(page, page + size, 0)
+        return self._tdcall("release", page, level, OK)
+
+    # -- the 1G -> 2M -> 4K walk of tdx_accept_memory --------------------
+
+    def _walk(self, op: str, start: int, end: int, try_one: Callable[[int, str], str],
+              succeeded: Callable[[str], bool]) -> bool:
+        pos = start
+        while pos < end:
+            if pos % PAGES_PER_2M == 0 and end - pos >= 2 * PAGES_PER_2M:
+                done, ok = self._walk_chunks(op, pos, end, try_one, succeeded)
+                if not ok:
+                    return False
+                pos += done
+                continue
+            size = self._try_accept_one(pos, end, try_one, succeeded)
+            if not size:
+                return False
+            pos += size
+        return True
+
+    def _try_accept_one(self, pos: int, end: int, try_one: Callable[[int, str], str],
+                        succeeded: Callable[[str], bool]) -> int:
+        """try_accept_one at 1G, then 2M, then 4K: pages done, 0 on failure."""
+        for level, size in _LEVELS:
+            if pos % size or end - pos < size:
+                continue
+            if succeeded(try_one(pos, level)):
+                return size
+        return 0
+
+    def _walk_chunks(self, op: str, pos: int, end: int, try_one: Callable[[int, str], str],
+                     succeeded: Callable[[str], bool]) -> tuple[int, bool]:
+        """Do one 2 MiB chunk call by call, then repeat its effect over the identical
+        chunks that follow. Returns (pages done, success)."""
+        host = self.host
+        span_end = min(end, *(next(m.runs(pos, end))[1]
+                              for m in (host.private, host.attr, host.shared, host.content)))
+        chunks = (span_end - pos) // PAGES_PER_2M
+        before = Counter(self.ctx.counters)
+        calls_before = self.faults.calls[f"tdcall.{op}"]
+        captured: list[Event] = []
+        self.ctx.listeners.append(captured.append)
+        first_end = pos + PAGES_PER_2M
+        done = pos
+        try:
+            while done < first_end:
+                size = self._try_accept_one(done, end, try_one, succeeded)
+                if not size:
+                    return 0, False
+                done += size
+        finally:
+            self.ctx.listeners.remove(captured.append)
+        if done != first_end or chunks < 2:
+            return done - pos, True
+        delta = self.ctx.counters - before
+        giga = {k: v for k, v in delta.items() if k.startswith(f"tdcall.{op}.1g.")}
+        per_chunk = delta - Counter(giga)
+        calls = self.faults.calls[f"tdcall.{op}"] - calls_before - sum(giga.values())
+        room = self.faults.calls_before_next_fault(f"tdcall.{op}")
+        if room is not None:
+            chunks = min(chunks, 1 + room // (calls + 1))
+        rest_end = pos + chunks * PAGES_PER_2M
+        if chunks < 2 or giga and set(giga) != {f"tdcall.{op}.1g.{OPERAND_INVALID}"}:
+            return PAGES_PER_2M, True
+        if not host.copy_uniform(pos, first_end, first_end, rest_end):
+            return PAGES_PER_2M, True
+        repeats = chunks - 1
+        giga_calls = sum(1 for p in range(_align_up(first_end, PAGES_PER_1G), rest_end,
+                                          PAGES_PER_1G) if end - p >= PAGES_PER_1G)
+        for name, n in per_chunk.items():
+            self.ctx.count(name, n * repeats)
+        self.ctx.count(f"tdcall.{op}.1g.{OPERAND_INVALID}", giga_calls)
+        self.faults.skip(f"tdcall.{op}", calls * repeats + giga_calls)
+        self.ctx.emit("repeat", first_end, rest_end, chunks=repeats, op=op)
+        seen = set()
+        for event in captured:
+            key = (event.name, tuple(sorted(event.info.items())))
+            if event.name in _PAGE_EVENTS and key not in seen:
+                seen.add(key)
+                self.ctx.emit(event.name, first_end, rest_end, **event.info)
+        return chunks * PAGES_PER_2M, True
+
+    # -- the arch API ----------------------------------------------------
+
+    def accept_memory(self, start: int, end: int, *,
+                      tolerate_already_accepted: bool = False) -> bool:
+        """tdx_accept_memory over ``[start, end)``."""
+        def try_one(page: int, level: str) -> str:
+            status = self._accept_one(page, level)
+            npages = dict(_LEVELS)[level]
+            tolerated = tolerate_already_accepted and status == ALREADY_ACCEPTED
+            if status == ALREADY_ACCEPTED:
+                self.ctx.emit("accept.already", page, page + npages, tolerated=tolerated)
+            if status == OK or tolerated:
+                self.ctx.emit("accept.done", page, page + npages)
+            return status
+
+        def succeeded(status: str) -> bool:
+            # try_accept_one: any non-zero status fails; patched, bit 63 clear is success.
+            if tolerate_already_accepted:
+                return not STATUS_CODES.get(status, 1 << 63) >> 63
+            return status == OK
+
+        self.ctx.emit("accept_memory", start, end)
+        return self._walk("accept", start, end, try_one, succeeded)
+
+    def release_memory(self, start: int, end: int) -> bool:
+        """tdx_release_memory (seed RFC patch 5): RELEASE 1G -> 2M -> 4K."""
+        self.ctx.emit("release_memory", start, end)
+        return self._walk("release", start, end, self._release_one,
+                          lambda status: status == OK)
+
+    def _map_gpa_call(self, start: int, end: int, to: str) -> tuple[str, int]:
+        """One TDVMCALL MapGPA; KVM exits to the VMM once per 2 MiB chunk."""
+        injected = self.faults.take("tdvmcall.map_gpa")
+        if injected and injected != "retry":
+            self.ctx.count("tdvmcall.map_gpa.error")
+            self.ctx.emit("tdvmcall", start, end, op="map_gpa", to=to, status=injected)
+            return injected, start
+        stop = end
+        if injected == "retry":
+            stop = start + PAGES_PER_2M if end - start > PAGES_PER_2M else start
+        chunks = -(-(stop - start) // PAGES_PER_2M)
+        self.ctx.count("exit.map_gpa", chunks)
+        if stop > start:
+            self.ctx.emit("exit", start, stop, reason="map_gpa", chunks=chunks)
+            self.host.convert(start, stop, to)
+        status = "retry" if injected else "ok"
+        self.ctx.count(f"tdvmcall.map_gpa.{status}")
+        self.ctx.emit("tdvmcall", start, end, op="map_gpa", to=to, status=status)
+        return status, stop
+
+    def _map_gpa(self, start: int, end: int, to: str) -> bool:
+        """tdx_map_gpa: retry from R11, giving up after 3 tries without progress."""
+        retries = 0
+        while retries < 3:
+            status, resume = self._map_gpa_call(start, end, to)
+            if status != "retry":
+                return status == "ok"
+            if resume == start:
+                retries += 1
+            else:
+                start, retries = resume, 0
+        return False
+
+    def set_memory_encrypted(self, start: int, end: int) -> bool:
+        return self._map_gpa(start, end, PRIVATE) and self.accept_memory(start, end)
+
+    def set_memory_decrypted(self, start: int, end: int) -> bool:
+        return self._map_gpa(start, end, SHARED)
+
+    def touch(self, start: int, end: int) -> None:
+        """Run the exits of the first private access that would fault (the TD dies there)."""
+        host = self.host
+        bad = host.private.runs_where(start, end, FREE, PENDING_4K, PENDING_2M)
+        if not bad:
+            return
+        page = bad[0][0]
+        for _ in range(_MAX_REEXECUTIONS):
+            if host.private[page] != FREE:
+                return
+            host.ept_violation(page, "4k")
+
+    def inaccessible(self, start: int, end: int) -> list[tuple[int, int]]:
+        return self.host.private.runs_where(start, end, FREE, PENDING_4K, PENDING_2M)
+
+
+def _align_up(value: int, align: int) -> int:
+    return -(-value // align) * align
+
+
+@hookimpl
+def register_vendors(register):
+    register(Tdx)
+

@@ -1,0 +1,301 @@
+"""Scenario files: YAML in, validated pydantic models out, errors with lines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import ScenarioError
+from .units import SZ_2M, format_size, is_power_of_two, parse_size
+
+
+def _size(value: Any) -> int:
+    size = parse_size(value)
+    if size < 0:
+        raise ValueError(f"must not be negative (got {value!r})")
+    return size
+
+
+Size = Annotated[int, BeforeValidator(_size)]
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Device(StrictModel):
+    """The virtio-mem device as QEMU configures it."""
+
+    addr: Size = 4 << 30
+    region_size: Size
+    block_size: Size = SZ_2M
+    #: QEMU's VIRTIO_MEM_USABLE_EXTENT on x86-64: usable = requested + this.
+    usable_extent: Size = 256 << 20
+
+
+class Guest(StrictModel):
+    memory_block_size: Size = 128 << 20
+    #: Linux: max(device block size, pageblock size); set to model older kernels.
+    subblock_size: Size | None = None
+
+
+class Vmm(StrictModel):
+    memory: Literal["start-private", "start-shared"] = "start-private"
+    unplug_discards: list[Literal["shared", "private"]] = ["shared"]
+    mapping_level: Literal["4k", "2m"] = "4k"
+    implicit_conversion: bool = True
+
+
+class VmmPatch(StrictModel):
+    """A change of VMM settings in the middle of a scenario."""
+
+    unplug_discards: list[Literal["shared", "private"]] | None = None
+    mapping_level: Literal["4k", "2m"] | None = None
+    implicit_conversion: bool | None = None
+
+
+STEP_OPS = ("plug", "unplug", "use", "free", "kexec", "kdump", "reboot",
+            "offline_block", "online_block", "vmm")
+_BARE_OPS = ("kexec", "kdump", "reboot")
+
+
+class Step(StrictModel):
+    """One step; written in YAML as ``- plug: 128MiB`` or ``- kexec``."""
+
+    op: Literal["plug", "unplug", "use", "free", "kexec", "kdump", "reboot",
+                "offline_block", "online_block", "vmm"]
+    size: Size | None = None
+    all: bool = False
+    block: int | None = Field(default=None, ge=0)
+    vmm: VmmPatch | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_yaml(cls, raw: Any) -> Any:
+        if isinstance(raw, str):
+            if raw not in _BARE_OPS:
+                raise ValueError(f"unknown step {raw!r}; steps: {', '.join(STEP_OPS)}")
+            return {"op": raw}
+        if not isinstance(raw, dict) or len(raw) != 1:
+            raise ValueError("a step is one key, like '- plug: 128MiB' or '- kexec'")
+        (op, arg), = raw.items()
+        if op not in STEP_OPS:
+            raise ValueError(f"unknown step {op!r}; steps: {', '.join(STEP_OPS)}")
+        if op in _BARE_OPS:
+            if arg is not None:
+                raise ValueError(f"step {op!r} takes no argument")
+            return {"op": op}
+        if op in ("use", "free") and arg == "all":
+            return {"op": op, "all": True}
+        if op in ("plug", "unplug", "use", "free"):
+            return {"op": op, "size": arg}
+        if op in ("offline_block", "online_block"):
+            return {"op": op, "block": arg}
+        return {"op": op, "vmm": arg}
+
+    def describe(self) -> str:
+        if self.size is not None:
+            return f"{self.op} {format_size(self.size)}"
+        if self.all:
+            return f"{self.op} all"
+        if self.block is not None:
+            return f"{self.op} {self.block}"
+        if self.vmm is not None:
+            return f"vmm {self.vmm.model_dump(exclude_none=True)}"
+        return self.op
+
+
+class Fault(StrictModel):
+    """Make the ``nth`` call (1-based, per backend run) of ``call`` return ``status``."""
+
+    call: str
+    nth: int = Field(ge=1)
+    status: str
+    #: how many consecutive calls, starting at ``nth``, get this status.
+    count: int = Field(default=1, ge=1)
+
+
+class Expect(StrictModel):
+    verdict: Literal["ok", "degraded", "unsafe", "crashed", "error"] | None = None
+    #: the exact set of violation kinds.
+    violations: list[str] | None = None
+    #: exact counter values (a counter not listed is not checked).
+    counters: dict[str, int] = {}
+
+
+class Scenario(StrictModel):
+    name: str
+    description: str = ""
+    vendor: str = "tdx"
+    backends: list[str] | None = None
+    device: Device
+    guest: Guest = Guest()
+    vmm: Vmm = Vmm()
+    vendor_options: dict[str, dict[str, Any]] = {}
+    backend_options: dict[str, dict[str, Any]] = {}
+    cost: dict[str, float] = {}
+    steps: list[Step] = []
+    faults: list[Fault] = []
+    expect: dict[str, Expect] = {}
+
+    @property
+    def subblock_size(self) -> int:
+        return self.guest.subblock_size or max(self.device.block_size, SZ_2M)
+
+
+class LoadedScenario:
+    """A validated scenario plus where it came from, for error messages."""
+
+    def __init__(self, scenario: Scenario, path: str, lines: dict[tuple, int]) -> None:
+        self.scenario = scenario
+        self.path = path
+        self.lines = lines
+
+    def error(self, key: tuple, message: str) -> ScenarioError:
+        return ScenarioError(message, file=self.path, key=_dotted(key),
+                             line=_line_of(self.lines, key))
+
+
+def _dotted(key: tuple) -> str:
+    return ".".join(str(part) for part in key)
+
+
+def _line_of(lines: dict[tuple, int], key: tuple) -> int | None:
+    key = tuple(key)
+    while key not in lines and key:
+        key = key[:-1]
+    return lines.get(key)
+
+
+def _record_lines(node: yaml.Node, path: tuple, lines: dict[tuple, int]) -> None:
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            child = path + (key_node.value,)
+            lines[child] = key_node.start_mark.line + 1
+            _record_lines(value_node, child, lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _record_lines(item, path + (index,), lines)
+
+
+_PYDANTIC_MESSAGES = {
+    "extra_forbidden": "unknown key",
+    "missing": "required key is missing",
+}
+
+
+def _pydantic_message(err: dict) -> str:
+    if err["type"] in _PYDANTIC_MESSAGES:
+        return _PYDANTIC_MESSAGES[err["type"]]
+    message = err["msg"]
+    for prefix in ("Value error, ", "Assertion failed, "):
+        message = message.removeprefix(prefix)
+    return message
+
+
+def _error_loc(loc: tuple) -> tuple:
+    # Step errors are reported on the step itself, not on pydantic's
+    # internal field names.
+    if len(loc) >= 2 and loc[0] == "steps":
+        return loc[:2]
+    return loc
+
+
+def parse_scenario(text: str, path: str, vendor_names: set[str] = frozenset()) -> LoadedScenario:
+    """Validate scenario YAML. Top-level keys named after a vendor are its options."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ScenarioError(f"malformed YAML: {problem}", file=path,
+                            line=mark.line + 1 if mark else None) from None
+    lines: dict[tuple, int] = {}
+    if node is not None:
+        _record_lines(node, (), lines)
+    if not isinstance(raw, dict):
+        raise ScenarioError("a scenario is a YAML mapping (name:, device:, steps:, ...)",
+                            file=path, line=1)
+    raw = dict(raw)
+    vendor_options = dict(raw.pop("vendor_options", None) or {})
+    for name in vendor_names:
+        if name in raw:
+            vendor_options[name] = raw.pop(name)
+            lines[("vendor_options", name)] = lines.get((name,), 1)
+    raw["vendor_options"] = vendor_options
+    try:
+        scenario = Scenario.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = _error_loc(tuple(err["loc"]))
+        if loc[:1] == ("vendor_options",):
+            loc = loc[1:]
+        raise ScenarioError(_pydantic_message(err), file=path, key=_dotted(loc) or None,
+                            line=_line_of(lines, loc) or _line_of(lines, loc[:1])) from None
+    loaded = LoadedScenario(scenario, path, lines)
+    check_geometry(loaded)
+    return loaded
+
+
+def load_scenario(path: str | Path, vendor_names: set[str] = frozenset()) -> LoadedScenario:
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ScenarioError(f"cannot read scenario: {exc.strerror}", file=str(path)) from None
+    return parse_scenario(text, str(path), vendor_names)
+
+
+def check_geometry(loaded: LoadedScenario) -> None:
+    """Reject sizes the device, QEMU or Linux would refuse."""
+    s = loaded.scenario
+    dev, guest = s.device, s.guest
+    sb = s.subblock_size
+
+    def need(ok: bool, key: tuple, message: str) -> None:
+        if not ok:
+            raise loaded.error(key, message)
+
+    for key, value in (("block_size", dev.block_size),):
+        need(is_power_of_two(value), ("device", key),
+             f"must be a power of two (got {value} bytes)")
+    need(dev.block_size >= 1 << 20, ("device", "block_size"),
+         "must be at least 1MiB (QEMU's minimum)")
+    need(is_power_of_two(guest.memory_block_size), ("guest", "memory_block_size"),
+         f"must be a power of two (got {guest.memory_block_size} bytes)")
+    need(is_power_of_two(sb) and sb >= dev.block_size, ("guest", "subblock_size"),
+         f"must be a power of two and at least the device block size (got {sb} bytes)")
+    need(sb < guest.memory_block_size, ("guest", "subblock_size"),
+         "subblocks as large as a memory block mean big block mode, which is not modelled")
+    need(dev.region_size > 0, ("device", "region_size"), "must be positive")
+    need(dev.region_size % guest.memory_block_size == 0, ("device", "region_size"),
+         f"must be a multiple of the memory block size ({format_size(guest.memory_block_size)})")
+    need(dev.addr % guest.memory_block_size == 0, ("device", "addr"),
+         f"must be aligned to the memory block size ({format_size(guest.memory_block_size)})")
+    need(dev.usable_extent % dev.block_size == 0, ("device", "usable_extent"),
+         "must be a multiple of the block size")
+
+    requested = 0
+    for index, step in enumerate(s.steps):
+        key = ("steps", index)
+        if step.op in ("plug", "unplug"):
+            need(step.size > 0, key, f"{step.op} size must be positive")
+            need(step.size % sb == 0, key,
+                 f"{step.op} size {format_size(step.size)} is not a multiple of the "
+                 f"subblock size {format_size(sb)}")
+            requested += step.size if step.op == "plug" else -step.size
+            need(requested <= dev.region_size, key,
+                 f"requested size {format_size(requested)} is larger than the region "
+                 f"({format_size(dev.region_size)})")
+            need(requested >= 0, key, "unplugs more than was requested")
+        elif step.op in ("use", "free") and not step.all:
+            need(step.size > 0 and step.size % 4096 == 0, key,
+                 f"{step.op} size must be a positive multiple of 4KiB")
+        elif step.op in ("offline_block", "online_block"):
+            blocks = dev.region_size // guest.memory_block_size
+            need(step.block < blocks, key,
+                 f"block {step.block} is outside the device (it has {blocks} memory blocks)")
