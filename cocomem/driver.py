@@ -37,7 +37,7 @@ from .state import (
 from .units import PAGE_SIZE
 from .vendor import Vendor
 
-EAGAIN, ENOMEM, EBUSY, ETXTBSY, ENOSPC, EINVAL = -11, -12, -16, -26, -28, -22
+EIO, EAGAIN, ENOMEM, EBUSY, ETXTBSY, ENOSPC, EINVAL = -5, -11, -12, -16, -26, -28, -22
 _ONLINE = (MB_MOVABLE, MB_MOVABLE_PARTIAL)
 _FULL = {MB_MOVABLE_PARTIAL: MB_MOVABLE, MB_OFFLINE_PARTIAL: MB_OFFLINE}
 _PARTIAL = {MB_MOVABLE: MB_MOVABLE_PARTIAL, MB_OFFLINE: MB_OFFLINE_PARTIAL}
@@ -45,10 +45,6 @@ _PARTIAL = {MB_MOVABLE: MB_MOVABLE_PARTIAL, MB_OFFLINE: MB_OFFLINE_PARTIAL}
 RETRY_TIMER_FIRES = 8
 #: NACK means "retry now" (-EAGAIN); a device that keeps NACKing would loop forever
 EAGAIN_LOOPS = 16
-
-
-class Broken(Exception):
-    """The driver marked the device broken."""
 
 
 class VirtioMem:
@@ -94,10 +90,11 @@ class VirtioMem:
             if self.mb_state[mb] == state:
                 yield mb
 
-    def mark_broken(self, start: int, end: int, why: str) -> None:
+    def mark_broken(self, start: int, end: int, why: str) -> int:
+        """Set ``vm->broken``: the driver sends no more requests."""
         self.broken = True
         self.ctx.emit("driver.broken", start, end, why=why)
-        raise Broken(why)
+        return EIO
 
     # -- requests --------------------------------------------------------
 
@@ -117,16 +114,16 @@ class VirtioMem:
             return rc
         self.sb_plugged.set(start, end, True)
         if not self.backend.post_plug(start, end):
-            self.mark_broken(start, end, "post-plug callback failed")
+            return self.mark_broken(start, end, "post-plug callback failed")
         return 0
 
     def virtio_mem_sbm_unplug_sb(self, start: int, end: int) -> int:
         if not self.backend.pre_unplug(start, end):
-            self.mark_broken(start, end, "pre-unplug callback failed")
+            return self.mark_broken(start, end, "pre-unplug callback failed")
         rc = self._send("unplug", start, end)
         if rc:
             if not self.backend.unplug_failed(start, end):
-                self.mark_broken(start, end, "unplug failure handling failed")
+                return self.mark_broken(start, end, "unplug failure handling failed")
             return rc
         self.sb_plugged.set(start, end, False)
         return 0
@@ -323,11 +320,11 @@ class VirtioMem:
 
     def virtio_mem_send_unplug_all_request(self) -> int:
         if not self.backend.pre_unplug(0, self.host.npages):
-            self.mark_broken(0, self.host.npages, "pre-unplug callback failed")
+            return self.mark_broken(0, self.host.npages, "pre-unplug callback failed")
         response = self.host.unplug_all()
         if response != ACK:
             if not self.backend.unplug_failed(0, self.host.npages):
-                self.mark_broken(0, self.host.npages, "unplug failure handling failed")
+                return self.mark_broken(0, self.host.npages, "unplug failure handling failed")
             return ETXTBSY if response == BUSY else EINVAL
         self.unplug_all_required = False
         return 0
@@ -338,9 +335,8 @@ class VirtioMem:
         """Bring the plugged size to the requested size, retrying as the kernel does."""
         timer_fires = eagain = 0
         while not self.broken:
-            try:
-                rc = self._work_once()
-            except Broken:
+            rc = self._work_once()
+            if self.broken:
                 return
             if rc == 0 or rc == ENOSPC:
                 return
