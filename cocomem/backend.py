@@ -33,6 +33,8 @@ class Backend:
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     Options: ClassVar[type[BaseModel]] = NoOptions
+    #: where the backend sits in tables (lower first); ties go by name
+    order: ClassVar[int] = 100
 
     def __init__(self, ctx: RunContext, vendor: Vendor, options: BaseModel) -> None:
         self.ctx = ctx

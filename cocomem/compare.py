@@ -36,7 +36,7 @@ def select(loaded: LoadedScenario, registry: Registry, backends: Sequence[str] =
         _names(loaded, registry, ("backends",), s.backends, "backend", registry.backends)
         chosen = list(s.backends)
     else:
-        chosen = list(registry.backends)
+        chosen = sorted(registry.backends, key=lambda n: (registry.backends[n].order, n))
     for name in s.expect:
         if name not in registry.backends:
             raise loaded.error(("expect", name), f"unknown backend {name!r}; "

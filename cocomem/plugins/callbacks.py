@@ -25,6 +25,7 @@ class CallbacksOptions(BaseModel):
 class Callbacks(Backend):
     name = "callbacks"
     description = "accept exactly the plugged range; release before unplug"
+    order = 30
     Options = CallbacksOptions
 
     def post_plug(self, start: int, end: int) -> bool:

@@ -9,6 +9,7 @@ from cocomem.hookspecs import hookimpl
 class Mainline(Backend):
     name = "mainline"
     description = "no CoCo support (the baseline: the first touch kills a TD)"
+    order = 0
 
 
 @hookimpl

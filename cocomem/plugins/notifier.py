@@ -22,6 +22,7 @@ class NotifierOptions(BaseModel):
 class Notifier(Backend):
     name = "notifier"
     description = "accept whole memory blocks on MEM_GOING_ONLINE"
+    order = 10
     Options = NotifierOptions
 
     def memory_notify(self, action: str, start: int, end: int) -> bool:

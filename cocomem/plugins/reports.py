@@ -67,6 +67,24 @@ class TableReport(Report):
         return title + "\n\n" + tabulate(rows, headers, tablefmt=fmt, disable_numparse=True)
 
 
+def shell_lines(command: str, width: int = EMAIL_WIDTH) -> list[str]:
+    """``$ command`` folded with backslashes so every line fits and still pastes."""
+    words: list[str] = []
+    for word in command.split(" "):
+        if words and words[-1].startswith("--") and " " not in words[-1] \
+                and not word.startswith("--"):
+            words[-1] += " " + word  # keep "--option value" on one line
+        else:
+            words.append(word)
+    lines, line = [], "  $"
+    for word in words:
+        if len(line) + 1 + len(word) > width - 2 and line != "  $":
+            lines.append(line + " \\")
+            line = "     "
+        line += " " + word
+    return lines + [line]
+
+
 class EmailReport(Report):
     name = "email"
     description = "plain text for a mailing-list reply: at most 72 columns, with the command"
@@ -82,7 +100,7 @@ class EmailReport(Report):
         wrap = textwrap.TextWrapper(width=EMAIL_WIDTH, subsequent_indent="    ",
                                     break_on_hyphens=False)
         out = [f"Scenario: {comparison.scenario} (vendor {comparison.vendor})",
-               *wrap.wrap(f"Reproduce: {comparison.command}"), "", table, ""]
+               "Reproduce:", *shell_lines(comparison.command), "", table, ""]
         listed = [(name, r) for name, r in comparison.results.items() if r.violations or r.error]
         if listed:
             out.append("Violations (kind @step: first GPA +size):")

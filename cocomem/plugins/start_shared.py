@@ -15,6 +15,7 @@ from cocomem.hookspecs import hookimpl
 class StartShared(Backend):
     name = "start-shared"
     description = "convert shared->private after plug, private->shared before unplug"
+    order = 20
 
     def post_plug(self, start: int, end: int) -> bool:
         return self.vendor.set_memory_encrypted(start, end)
