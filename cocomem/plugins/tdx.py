@@ -236,8 +236,10 @@ class Tdx(Vendor):
         if not host.copy_uniform(pos, first_end, first_end, rest_end):
             return PAGES_PER_2M, True
         repeats = chunks - 1
-        giga_calls = sum(1 for p in range(_align_up(first_end, PAGES_PER_1G), rest_end,
-                                          PAGES_PER_1G) if end - p >= PAGES_PER_1G)
+        # try_accept_one tries 1G at each 1G-aligned chunk with >= 1G left
+        first_giga = _align_up(first_end, PAGES_PER_1G)
+        last_giga = min(rest_end - 1, end - PAGES_PER_1G)
+        giga_calls = max(0, (last_giga - first_giga) // PAGES_PER_1G + 1)
         for name, n in per_chunk.items():
             self.ctx.count(name, n * repeats)
         self.ctx.count(f"tdcall.{op}.1g.{OPERAND_INVALID}", giga_calls)
