@@ -10,14 +10,6 @@ from .report import Comparison
 from .scenario import LoadedScenario
 
 
-def _names(loaded: LoadedScenario, registry: Registry, key: tuple, wanted: Sequence[str],
-           kind: str, known: dict) -> None:
-    for index, name in enumerate(wanted):
-        if name not in known:
-            raise loaded.error(key + (index,) if key[-1] == "backends" else key,
-                               f"unknown {kind} {name!r}; known: {', '.join(sorted(known))}")
-
-
 def select(loaded: LoadedScenario, registry: Registry, backends: Sequence[str] = (),
            vendor: str | None = None) -> tuple[list[str], str]:
     """The backends and vendor to run: command line first, then the scenario, then all."""
@@ -33,7 +25,10 @@ def select(loaded: LoadedScenario, registry: Registry, backends: Sequence[str] =
                                    f"known: {', '.join(sorted(registry.backends))}")
         chosen = list(backends)
     elif s.backends is not None:
-        _names(loaded, registry, ("backends",), s.backends, "backend", registry.backends)
+        for index, name in enumerate(s.backends):
+            if name not in registry.backends:
+                raise loaded.error(("backends", index), f"unknown backend {name!r}; "
+                                   f"known: {', '.join(sorted(registry.backends))}")
         chosen = list(s.backends)
     else:
         chosen = sorted(registry.backends, key=lambda n: (registry.backends[n].order, n))

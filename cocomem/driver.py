@@ -17,7 +17,7 @@ from .backend import (
     MEM_ONLINE,
     Backend,
 )
-from .host import ACK, BUSY, NACK, Host
+from .host import ACK, BUSY, ERROR, NACK, Host
 from .run import RunContext
 from .runmap import RunMap
 from .scenario import Scenario
@@ -38,6 +38,12 @@ from .units import PAGE_SIZE
 from .vendor import Vendor
 
 EIO, EAGAIN, ENOMEM, EBUSY, ETXTBSY, ENOSPC, EINVAL = -5, -11, -12, -16, -26, -28, -22
+# Responses as errnos; anything not listed is -ENOMEM (the kernel's default case).
+_ERRNO = {
+    "plug": {ACK: 0, NACK: EAGAIN, BUSY: ETXTBSY, ERROR: EINVAL},
+    "unplug": {ACK: 0, BUSY: ETXTBSY, ERROR: EINVAL},
+    "unplug_all": {ACK: 0, BUSY: ETXTBSY},
+}
 _ONLINE = (MB_MOVABLE, MB_MOVABLE_PARTIAL)
 _FULL = {MB_MOVABLE_PARTIAL: MB_MOVABLE, MB_OFFLINE_PARTIAL: MB_OFFLINE}
 _PARTIAL = {MB_MOVABLE: MB_MOVABLE_PARTIAL, MB_OFFLINE: MB_OFFLINE_PARTIAL}
@@ -99,14 +105,9 @@ class VirtioMem:
     # -- requests --------------------------------------------------------
 
     def _send(self, request: str, start: int, end: int) -> int:
+        """virtio_mem_send_(un)plug_request: the response as the kernel's errno."""
         response = self.host.request(request, start, end)
-        if response == ACK:
-            return 0
-        if response == NACK:
-            return EAGAIN
-        if response == BUSY:
-            return ETXTBSY
-        return EINVAL
+        return _ERRNO[request].get(response, ENOMEM)
 
     def virtio_mem_sbm_plug_sb(self, start: int, end: int) -> int:
         rc = self._send("plug", start, end)
@@ -321,11 +322,11 @@ class VirtioMem:
     def virtio_mem_send_unplug_all_request(self) -> int:
         if not self.backend.pre_unplug(0, self.host.npages):
             return self.mark_broken(0, self.host.npages, "pre-unplug callback failed")
-        response = self.host.unplug_all()
-        if response != ACK:
+        rc = _ERRNO["unplug_all"].get(self.host.unplug_all(), ENOMEM)
+        if rc:
             if not self.backend.unplug_failed(0, self.host.npages):
                 return self.mark_broken(0, self.host.npages, "unplug failure handling failed")
-            return ETXTBSY if response == BUSY else EINVAL
+            return rc
         self.unplug_all_required = False
         return 0
 

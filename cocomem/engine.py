@@ -168,7 +168,6 @@ class BackendRun:
                 todo -= e - s
                 if not todo:
                     break
-        self.ctx.emit("use", pages=(npages or 0) - (todo or 0) if npages else None)
 
     def free(self, npages: int | None) -> None:
         """Free the highest-addressed used pages (their data stays)."""
