@@ -358,7 +358,9 @@ class VirtioMem:
 
     def _work_once(self) -> int:
         if self.unplug_all_required:
-            return self.virtio_mem_send_unplug_all_request()
+            rc = self.virtio_mem_send_unplug_all_request()
+            if rc:
+                return rc
         diff = self.host.requested_pages - self.plugged_pages
         if diff > 0:
             return self.virtio_mem_sbm_plug_request(diff)

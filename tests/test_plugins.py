@@ -1,0 +1,60 @@
+"""The plugin layer: hooks are documented, built-ins come in through entry points."""
+
+from __future__ import annotations
+
+import inspect
+from importlib.metadata import entry_points
+
+import pytest
+
+from cocomem import hookspecs
+from cocomem.checks import KINDS
+from cocomem.registry import KINDS as PLUGIN_KINDS
+from cocomem.registry import load_registry
+
+HOOKS = [name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
+         if hasattr(fn, "cocomem_spec")]
+
+
+def test_every_kind_has_a_hook():
+    assert sorted(HOOKS) == sorted(f"register_{kind}s" for kind in PLUGIN_KINDS)
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_every_hook_is_documented(hook):
+    doc = inspect.getdoc(getattr(hookspecs, hook))
+    assert doc and "register(" in doc
+
+
+def test_builtins_are_entry_points_like_third_party_plugins():
+    names = {ep.name for ep in entry_points(group="cocomem")}
+    assert {"tdx", "none", "mainline", "notifier", "start-shared", "callbacks",
+            "checks", "reports"} <= names
+
+
+def test_without_entry_points_nothing_is_built_in():
+    registry = load_registry(entry_points=False)
+    assert all(not items for items in registry.items.values())
+
+
+def test_registry_has_every_builtin():
+    registry = load_registry()
+    assert set(registry.vendors) == {"tdx", "none"}
+    assert set(registry.backends) == {"mainline", "notifier", "start-shared", "callbacks"}
+    assert {"table", "email", "json"} <= set(registry.reports)
+
+
+def test_every_stable_violation_kind_has_a_check_with_its_verdict():
+    registry = load_registry()
+    declared = {}
+    for check in registry.checks.values():
+        declared.update(check.kinds)
+    assert declared == KINDS
+
+
+def test_plugin_info_names_kind_version_and_hooks():
+    info = {row["name"]: row for row in load_registry().plugin_info()}
+    assert info["tdx"]["kinds"] == ["vendor"]
+    assert info["tdx"]["hooks"] == ["register_vendors"]
+    assert info["callbacks"]["provides"] == ["backend:callbacks"]
+    assert info["callbacks"]["version"] == "0.1.0"
