@@ -1,0 +1,369 @@
+"""Counters and page states worked out by hand from the kernel's algorithms.
+
+Each case names the function whose algorithm gives the numbers. Geometry
+unless said otherwise: a 1 GiB device at 4 GiB (1 GiB-aligned), 2 MiB device
+blocks and subblocks, 128 MiB memory blocks (64 subblocks), TDX, a
+start-private VMM that discards only the shared plane on unplug.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from scenario_builder import make_run
+
+from cocomem.host import ACK, ERROR, NACK
+from cocomem.state import (
+    ABSENT,
+    BUDDY,
+    FAKE_OFFLINE,
+    FREE,
+    MAPPED_2M,
+    MAPPED_4K,
+    MB_MOVABLE,
+    MB_MOVABLE_PARTIAL,
+    MB_UNUSED,
+    PENDING_4K,
+    PRIVATE,
+    SHARED,
+)
+
+MIB = 256  # 4 KiB pages per MiB
+GIB = 1024 * MIB
+
+
+def counters(run, prefix: str = "") -> dict[str, int]:
+    return {k: v for k, v in run.ctx.counters.items() if k.startswith(prefix)}
+
+
+def runs(runmap, start: int = 0, end: int | None = None) -> list:
+    return [tuple(r) for r in runmap.runs(start, end)]
+
+
+# -- tdx_accept_memory / try_accept_one (arch/x86/coco/tdx/tdx-shared.c) -----
+
+def test_accept_2m_aligned_range_at_4k_mapping(registry):
+    # try_accept_one(2M) on a GFN KVM has not mapped: EPT violation, KVM AUGs a
+    # 4K page at the base (it maps 4K), the re-executed TDCALL sees a 4K leaf
+    # under a 2M request: TDX_PAGE_SIZE_MISMATCH. tdx_accept_memory falls back
+    # to 4K: 512 accepts, 511 of which fault first (the base is already AUGed).
+    run = make_run(registry, [{"plug": "128MiB"}])
+    run.run()
+    assert counters(run, "tdcall") == {"tdcall.accept.2m.size_mismatch": 64,
+                                       "tdcall.accept.4k.ok": 64 * 512}
+    assert counters(run, "exit") == {"exit.ept_violation": 64 * 512}
+    assert counters(run, "host") == {"host.aug.4k": 64 * 512}
+    assert counters(run, "virtio_mem") == {"virtio_mem.plug.ack": 1}
+    assert runs(run.host.private) == [(0, 128 * MIB, MAPPED_4K), (128 * MIB, GIB, FREE)]
+
+
+def test_accept_2m_aligned_range_at_2m_mapping(registry):
+    # KVM maps 2M where the whole 2 MiB is private: one fault, one 2M AUG, one ACCEPT.
+    run = make_run(registry, [{"plug": "128MiB"}], mapping="2m")
+    run.run()
+    assert counters(run, "tdcall") == {"tdcall.accept.2m.ok": 64}
+    assert counters(run, "exit") == {"exit.ept_violation": 64}
+    assert counters(run, "host") == {"host.aug.2m": 64}
+    assert runs(run.host.private) == [(0, 128 * MIB, MAPPED_2M), (128 * MIB, GIB, FREE)]
+
+
+def test_accept_1g_aligned_range_tries_1g_first(registry):
+    # With 1 GiB memory blocks the post-plug range is one 1 GiB-aligned GiB:
+    # try_accept_one(1G) returns TDX_OPERAND_INVALID (KVM never maps 1G for a
+    # TD) without an exit; the 2M walk follows.
+    run = make_run(registry, [{"plug": "1GiB"}], region="2GiB", memory_block="1GiB",
+                   mapping="2m")
+    run.run()
+    assert counters(run, "tdcall") == {"tdcall.accept.1g.operand_invalid": 1,
+                                       "tdcall.accept.2m.ok": 512}
+    assert counters(run, "exit") == {"exit.ept_violation": 512}
+
+
+def test_accept_two_gib_tries_1g_at_each_gib(registry):
+    run = make_run(registry, [{"plug": "2GiB"}], region="2GiB", memory_block="2GiB",
+                   mapping="2m")
+    run.run()
+    assert counters(run, "tdcall") == {"tdcall.accept.1g.operand_invalid": 2,
+                                       "tdcall.accept.2m.ok": 1024}
+
+
+def test_accept_less_than_1g_left_makes_no_1g_attempt(registry):
+    # 1 GiB memory blocks, 768 MiB plugged: 1G-aligned start, < 1 GiB left.
+    run = make_run(registry, [{"plug": "768MiB"}], region="2GiB", memory_block="1GiB",
+                   mapping="2m")
+    run.run()
+    assert counters(run, "tdcall") == {"tdcall.accept.2m.ok": 384}
+
+
+def test_a_memory_block_beyond_the_usable_region_is_not_added(registry):
+    # virtio_mem_refresh_config: last_usable_mb_id is the last memory block
+    # that ends inside the usable region (QEMU: requested + 256 MiB). With 1 GiB
+    # memory blocks, 512 MiB requested gives 768 MiB usable: no block fits,
+    # virtio_mem_sbm_plug_request returns -ENOSPC and nothing is plugged.
+    run = make_run(registry, [{"plug": "512MiB"}], region="2GiB", memory_block="1GiB")
+    run.run()
+    assert run.driver.last_usable_mb == -1
+    assert dict(run.ctx.counters) == {}
+    assert runs(run.host.plugged) == [(0, 2 * GIB, False)]
+
+
+def test_accept_unaligned_range_walks_4k_head_and_tail(registry):
+    # tdx_accept_memory over pages [1, 1025): 4K until 2 MiB-aligned (511 calls),
+    # the 2 MiB-aligned chunk [512, 1024) tries 2M first (size mismatch), then
+    # 4K again for page 1024.
+    run = make_run(registry, [])
+    assert run.vendor.accept_memory(1, 1025)
+    assert counters(run, "tdcall") == {"tdcall.accept.2m.size_mismatch": 1,
+                                       "tdcall.accept.4k.ok": 511 + 512 + 1}
+    assert counters(run, "exit") == {"exit.ept_violation": 1024}
+    assert runs(run.host.private, 0, 2048) == [(0, 1, FREE), (1, 1025, MAPPED_4K),
+                                               (1025, 2048, FREE)]
+
+
+def test_accept_stops_at_the_first_failure(registry):
+    # try_accept_one fails -> tdx_accept_memory returns false at once: the
+    # callbacks design marks the device broken and leaks the plugged memory.
+    faults = [{"call": "tdcall.accept", "nth": 3, "status": "operand_busy"}]
+    run = make_run(registry, [{"plug": "128MiB"}], faults=faults)
+    result = run.run()
+    # call 1: 2M size_mismatch, call 2: 4K ok, call 3: 4K operand_busy, stop.
+    assert counters(run, "tdcall") == {"tdcall.accept.2m.size_mismatch": 1,
+                                       "tdcall.accept.4k.ok": 1,
+                                       "tdcall.accept.4k.operand_busy": 1}
+    assert run.driver.broken
+    assert {v["kind"] for v in result.violations} == {"device-broken", "leak"}
+
+
+def test_already_accepted_2m_leaf(registry):
+    # ACCEPT of a MAPPED 2M leaf: TDX_PAGE_ALREADY_ACCEPTED, no exit.
+    run = make_run(registry, [], mapping="2m")
+    assert run.vendor.accept_memory(0, 512)
+    before = Counter(run.ctx.counters)
+    assert not run.vendor.accept_memory(0, 512)
+    # try_accept_one fails at 2M, so tdx_accept_memory tries 4K at the same
+    # address (inside a MAPPED 2M leaf: ALREADY_ACCEPTED too), then gives up.
+    assert run.ctx.counters - before == Counter({"tdcall.accept.2m.already_accepted": 1,
+                                                 "tdcall.accept.4k.already_accepted": 1})
+
+
+def test_notifier_accepts_the_whole_memory_block(registry):
+    # The notifier calls accept_memory on the memory block at MEM_GOING_ONLINE:
+    # 2 MiB plugged, 128 MiB accepted, 126 MiB of it outside plugged_size.
+    run = make_run(registry, [{"plug": "2MiB"}], backend="notifier")
+    result = run.run()
+    assert counters(run, "tdcall") == {"tdcall.accept.2m.size_mismatch": 64,
+                                       "tdcall.accept.4k.ok": 64 * 512}
+    assert counters(run, "host") == {"host.aug.4k": 64 * 512}
+    assert result.host_bytes["peak"] == 128 << 20
+    unbacked = [v for v in result.violations if v["kind"] == "accept-unbacked"]
+    assert unbacked == [{"kind": "accept-unbacked", "step": 0, "start": (4 << 30) + (2 << 20),
+                         "size": 126 << 20}]
+
+
+def test_notifier_reaccept_after_noop_unplug(registry):
+    # Upstream QEMU keeps private pages on unplug. Re-plug: the 2M attempt sees
+    # 4K leaves (size mismatch), each 4K ACCEPT returns ALREADY_ACCEPTED, which
+    # the series' first patch treats as success.
+    steps = [{"plug": "128MiB"}, {"use": "all"}, {"unplug": "128MiB"}, {"plug": "128MiB"}]
+    run = make_run(registry, steps, backend="notifier")
+    result = run.run()
+    assert counters(run, "tdcall") == {"tdcall.accept.2m.size_mismatch": 128,
+                                       "tdcall.accept.4k.ok": 32768,
+                                       "tdcall.accept.4k.already_accepted": 32768}
+    kinds = {(v["kind"], v["step"]) for v in result.violations}
+    assert ("stale-assumed-zero", 3) in kinds and ("double-accept", 3) in kinds
+
+
+# -- TDG.MEM.PAGE.RELEASE (the seed RFC's tdx_release_memory) ----------------
+
+def test_release_before_unplug_at_4k_and_2m(registry):
+    steps = [{"plug": "128MiB"}, {"unplug": "128MiB"}]
+    run4k = make_run(registry, steps)
+    run4k.run()
+    assert counters(run4k, "tdcall.release") == {"tdcall.release.2m.size_mismatch": 64,
+                                                 "tdcall.release.4k.ok": 32768}
+    run2m = make_run(registry, steps, mapping="2m")
+    run2m.run()
+    assert counters(run2m, "tdcall.release") == {"tdcall.release.2m.ok": 64}
+    # released pages are PENDING again: the host still holds them (no-op unplug)
+    assert runs(run4k.host.private, 0, 128 * MIB) == [(0, 128 * MIB, PENDING_4K)]
+
+
+def test_release_without_page_release_breaks_the_device(registry):
+    # Without PAGE_RELEASE every RELEASE is TDX_OPERAND_INVALID: 2M, then 4K at
+    # the same address, then tdx_release_memory gives up; seed error rule 2.
+    steps = [{"plug": "128MiB"}, {"unplug": "128MiB"}]
+    run = make_run(registry, steps, tdx={"page_release": False})
+    result = run.run()
+    assert counters(run, "tdcall.release") == {"tdcall.release.2m.operand_invalid": 1,
+                                               "tdcall.release.4k.operand_invalid": 1}
+    assert "virtio_mem.unplug.ack" not in run.ctx.counters
+    # virtio_mem_sbm_unplug_sb_online gives the fake-offlined range back to
+    # the buddy when the unplug fails: broken, but nothing leaked.
+    assert result.verdict == "degraded"
+    assert [v["kind"] for v in result.violations] == ["device-broken"]
+    assert runs(run.driver.page, 0, 128 * MIB) == [(0, 128 * MIB, BUDDY)]
+
+
+# -- MapGPA (tdx_map_gpa, arch/x86/coco/tdx/tdx.c) ---------------------------
+
+def test_map_gpa_exits_once_per_2m_chunk(registry):
+    # set_memory_encrypted on 128 MiB: one MapGPA; KVM exits to the VMM per
+    # 2 MiB chunk (64), which converts 32768 pages; then tdx_accept_memory.
+    run = make_run(registry, [{"plug": "128MiB"}], backend="start-shared",
+                   memory="start-shared")
+    run.run()
+    assert counters(run, "tdvmcall") == {"tdvmcall.map_gpa.ok": 1}
+    assert run.ctx.counters["exit.map_gpa"] == 64
+    assert run.ctx.counters["host.convert.private"] == 32768
+    assert run.ctx.counters["tdcall.accept.4k.ok"] == 32768
+    assert runs(run.host.attr, 0, 128 * MIB) == [(0, 128 * MIB, PRIVATE)]
+
+
+def test_map_gpa_retry_resumes_where_the_host_stopped(registry):
+    # TDVMCALL_STATUS_RETRY after the first chunk: tdx_map_gpa reissues from
+    # R11; both calls count, the chunks still add up to 64 exits.
+    faults = [{"call": "tdvmcall.map_gpa", "nth": 1, "status": "retry"}]
+    run = make_run(registry, [{"plug": "128MiB"}], backend="start-shared",
+                   memory="start-shared", faults=faults)
+    run.run()
+    assert counters(run, "tdvmcall") == {"tdvmcall.map_gpa.retry": 1, "tdvmcall.map_gpa.ok": 1}
+    assert run.ctx.counters["exit.map_gpa"] == 1 + 63
+
+
+def test_map_gpa_gives_up_after_three_retries_without_progress(registry):
+    faults = [{"call": "tdvmcall.map_gpa", "nth": 1, "status": "retry", "count": 3}]
+    run = make_run(registry, [{"plug": "2MiB"}], backend="start-shared",
+                   memory="start-shared", faults=faults)
+    result = run.run()
+    assert counters(run, "tdvmcall") == {"tdvmcall.map_gpa.retry": 3}
+    assert "exit.map_gpa" not in run.ctx.counters
+    assert run.driver.broken and result.verdict == "degraded"
+
+
+def test_implicit_conversion_costs_a_vmm_exit_per_4k_page(registry):
+    # A start-private guest (callbacks) on a start-shared VMM: each first
+    # private touch of a shared GFN exits to the VMM (KVM_EXIT_MEMORY_FAULT),
+    # which converts that page; the re-executed TDCALL faults again and KVM
+    # AUGs it. Per 4 KiB page: 2 EPT violations, 1 memory fault, 1 AUG.
+    run = make_run(registry, [{"plug": "2MiB"}], memory="start-shared")
+    result = run.run()
+    assert result.verdict == "ok"
+    assert counters(run, "tdcall") == {"tdcall.accept.2m.size_mismatch": 1,
+                                       "tdcall.accept.4k.ok": 512}
+    assert counters(run, "exit") == {"exit.ept_violation": 1024, "exit.memory_fault": 512}
+    assert counters(run, "host") == {"host.aug.4k": 512, "host.convert.private": 512}
+
+
+# -- virtio-mem driver, subblock mode (drivers/virtio/virtio_mem.c) ----------
+
+def test_plug_fills_the_partial_block_before_adding_one(registry):
+    # virtio_mem_sbm_plug_request: MOVABLE_PARTIAL blocks first
+    # (virtio_mem_sbm_plug_any_sb: one request for the run of unplugged
+    # subblocks, fake-onlined), then a new block (virtio_mem_sbm_plug_and_add_mb).
+    run = make_run(registry, [{"plug": "64MiB"}, {"plug": "128MiB"}])
+    run.run()
+    assert counters(run, "virtio_mem") == {"virtio_mem.plug.ack": 3}
+    assert runs(run.host.plugged) == [(0, 192 * MIB, True), (192 * MIB, GIB, False)]
+    assert runs(run.driver.mb_state, 0, 2) == [(0, 1, MB_MOVABLE), (1, 2, MB_MOVABLE_PARTIAL)]
+    assert runs(run.driver.page, 0, 256 * MIB) == [(0, 192 * MIB, BUDDY),
+                                                   (192 * MIB, 256 * MIB, FAKE_OFFLINE)]
+
+
+def test_unplug_goes_in_reverse_one_subblock_at_a_time(registry):
+    # virtio_mem_sbm_unplug_request visits online blocks last-first;
+    # virtio_mem_sbm_unplug_any_sb_online unplugs a whole block only when asked
+    # for all of it, else single subblocks from the top down: 32 requests.
+    run = make_run(registry, [{"plug": "256MiB"}, {"unplug": "64MiB"}])
+    run.run()
+    assert counters(run, "virtio_mem") == {"virtio_mem.plug.ack": 2,
+                                           "virtio_mem.unplug.ack": 32}
+    assert runs(run.host.plugged) == [(0, 192 * MIB, True), (192 * MIB, GIB, False)]
+    assert run.ctx.counters["tdcall.release.2m.size_mismatch"] == 32
+
+
+def test_unplug_of_a_whole_block_removes_it(registry):
+    run = make_run(registry, [{"plug": "256MiB"}, {"unplug": "128MiB"}])
+    run.run()
+    assert counters(run, "virtio_mem") == {"virtio_mem.plug.ack": 2,
+                                           "virtio_mem.unplug.ack": 1}
+    assert runs(run.driver.mb_state, 0, 2) == [(0, 1, MB_MOVABLE), (1, 2, MB_UNUSED)]
+    assert runs(run.driver.page, 128 * MIB, 256 * MIB) == [(128 * MIB, 256 * MIB, ABSENT)]
+
+
+def test_replug_reuses_the_unused_block(registry):
+    # virtio_mem_sbm_plug_request: UNUSED blocks before next_mb_id.
+    steps = [{"plug": "256MiB"}, {"unplug": "128MiB"}, {"plug": "128MiB"}]
+    run = make_run(registry, steps)
+    run.run()
+    assert run.driver.next_mb == 2
+    assert runs(run.host.plugged) == [(0, 256 * MIB, True), (256 * MIB, GIB, False)]
+
+
+def test_plug_nack_is_retried_at_once(registry):
+    # virtio_mem_send_plug_request: NACK -> -EAGAIN; virtio_mem_run_wq retries
+    # immediately ("goto retry").
+    faults = [{"call": "virtio_mem.plug", "nth": 1, "status": "nack"}]
+    run = make_run(registry, [{"plug": "128MiB"}], faults=faults)
+    result = run.run()
+    assert counters(run, "virtio_mem") == {"virtio_mem.plug.nack": 1, "virtio_mem.plug.ack": 1}
+    assert result.verdict == "ok"
+
+
+def test_plug_error_marks_the_device_broken(registry):
+    # ERROR -> -EINVAL: "unknown error, marking device broken".
+    faults = [{"call": "virtio_mem.plug", "nth": 1, "status": "error"}]
+    run = make_run(registry, [{"plug": "128MiB"}], faults=faults)
+    result = run.run()
+    assert counters(run, "virtio_mem") == {"virtio_mem.plug.error": 1}
+    assert run.driver.broken
+    assert [v["kind"] for v in result.violations] == ["device-broken"]
+
+
+# -- QEMU's request checks (hw/virtio/virtio-mem.c) --------------------------
+
+def test_qemu_nacks_a_plug_beyond_the_requested_size(registry):
+    # virtio_mem_state_change_request: plugged_size + size > requested_size -> NACK
+    run = make_run(registry, [])
+    run.host.requested_pages = 2 * MIB
+    assert run.host.request("plug", 0, 4 * MIB) == NACK
+    assert run.host.request("plug", 0, 2 * MIB) == ACK
+    assert run.host.request("plug", 2 * MIB, 4 * MIB) == NACK
+
+
+def test_qemu_errors_on_an_already_plugged_block(registry):
+    # virtio_mem_state_change_request: !virtio_mem_is_range_unplugged -> ERROR;
+    # unplugging what is not plugged is an ERROR too.
+    run = make_run(registry, [])
+    run.host.requested_pages = 8 * MIB
+    assert run.host.request("plug", 0, 2 * MIB) == ACK
+    assert run.host.request("plug", 0, 2 * MIB) == ERROR
+    assert run.host.request("unplug", 2 * MIB, 4 * MIB) == ERROR
+    assert run.host.request("plug", 1, 2 * MIB) == ERROR  # not block-aligned
+    assert counters(run, "virtio_mem") == {"virtio_mem.plug.ack": 1,
+                                           "virtio_mem.plug.error": 2,
+                                           "virtio_mem.unplug.error": 1}
+
+
+def test_unplug_discards_the_planes_the_vmm_is_set_to(registry):
+    # start-shared: set_memory_decrypted converts to shared (KVM punches the
+    # private pages), then the unplug discards the shared plane.
+    steps = [{"plug": "128MiB"}, {"use": "all"}, {"unplug": "128MiB"}]
+    run = make_run(registry, steps, backend="start-shared", memory="start-shared")
+    result = run.run()
+    assert result.verdict == "ok"
+    assert run.ctx.counters["host.remove.4k"] == 32768
+    assert runs(run.host.attr, 0, 128 * MIB) == [(0, 128 * MIB, SHARED)]
+    assert result.host_bytes == {"peak": 128 << 20, "end": 0}
+
+
+@pytest.mark.parametrize("backend", ["notifier", "start-shared", "callbacks"])
+def test_kexec_sends_unplug_all_and_replugs(registry, backend):
+    # virtio_mem_probe in the new kernel: plugged memory found ->
+    # unplug_all_required; the wq sends UNPLUG_ALL, then plugs the requested size.
+    run = make_run(registry, [{"plug": "128MiB"}, "kexec"], backend=backend,
+                   memory="start-shared" if backend == "start-shared" else "start-private")
+    run.run()
+    assert run.ctx.counters["virtio_mem.unplug_all.ack"] == 1
+    assert run.ctx.counters["virtio_mem.plug.ack"] == 2
