@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .engine import Result, run_backend, validate_faults
+from .errors import ScenarioError
 from .registry import Registry
 from .report import Comparison
 from .scenario import LoadedScenario
@@ -14,21 +15,26 @@ def select(loaded: LoadedScenario, registry: Registry, backends: Sequence[str] =
            vendor: str | None = None) -> tuple[list[str], str]:
     """The backends and vendor to run: command line first, then the scenario, then all."""
     s = loaded.scenario
+    known_backends = ", ".join(sorted(registry.backends))
+    if vendor and vendor not in registry.vendors:
+        raise ScenarioError(f"unknown vendor {vendor!r}; known: "
+                            f"{', '.join(sorted(registry.vendors))}",
+                            file=loaded.path, key="--vendor")
     vendor = vendor or s.vendor
     if vendor not in registry.vendors:
         raise loaded.error(("vendor",), f"unknown vendor {vendor!r}; "
                            f"known: {', '.join(sorted(registry.vendors))}")
+    for name in backends:
+        if name not in registry.backends:
+            raise ScenarioError(f"unknown backend {name!r}; known: {known_backends}",
+                                file=loaded.path, key="--backend")
+    for index, name in enumerate(s.backends or ()):
+        if name not in registry.backends:
+            raise loaded.error(("backends", index),
+                               f"unknown backend {name!r}; known: {known_backends}")
     if backends:
-        for name in backends:
-            if name not in registry.backends:
-                raise loaded.error(("backends",), f"unknown backend {name!r} (--backend); "
-                                   f"known: {', '.join(sorted(registry.backends))}")
         chosen = list(backends)
     elif s.backends is not None:
-        for index, name in enumerate(s.backends):
-            if name not in registry.backends:
-                raise loaded.error(("backends", index), f"unknown backend {name!r}; "
-                                   f"known: {', '.join(sorted(registry.backends))}")
         chosen = list(s.backends)
     else:
         chosen = sorted(registry.backends, key=lambda n: (registry.backends[n].order, n))

@@ -92,7 +92,7 @@ class BackendRun:
         if trace is not None:
             self.ctx.listeners.append(trace.append)
         self.ctx.listeners.append(self._dispatch)
-        self._by_event: dict[str, list] = {}
+        self.crashed_at: int | None = None
         self.new_kernel()
 
     def new_kernel(self) -> None:
@@ -108,29 +108,37 @@ class BackendRun:
     # -- steps -----------------------------------------------------------
 
     def run(self) -> Result:
-        crashed_at = None
-        steps = self.scenario.steps
+        for index, step in enumerate(self.scenario.steps):
+            if not self.step(index, step):
+                break
+        return self.finish()
+
+    def step(self, index: int, step: Step) -> bool:
+        """Run ``step`` as step ``index``; False when the guest crashed (the run ends)."""
+        self.ctx.step = index
         try:
-            for index, step in enumerate(steps):
-                self.ctx.step = index
-                self.ctx.emit("step", index=index, what=step.describe())
-                self.do_step(step)
-                self.ctx.emit("step.end")
+            self.ctx.emit("step", index=index, what=step.describe())
+            self.do_step(step)
+            self.ctx.emit("step.end")
         except GuestCrash as crash:
-            crashed_at = self.ctx.step
+            self.crashed_at = index
             self.ctx.violation(crash.kind, crash.start, crash.end, crash.detail)
             self.ctx.emit("crash", crash.start, crash.end, kind=crash.kind, detail=crash.detail)
+            return False
+        return True
+
+    def finish(self) -> Result:
+        """After the last step (or the crash): end-of-run checks, then the result."""
         self.ctx.emit("finish")
         for check in self.checks:
             check.on_finish()
-        return self.result(crashed_at)
+        return self.result(self.crashed_at)
 
     def do_step(self, step: Step) -> None:
         host, op = self.host, step.op
         if op in ("plug", "unplug"):
             delta = step.size // PAGE_SIZE
-            host.requested_pages += delta if op == "plug" else -delta
-            self.ctx.emit("config", requested=host.requested_pages * PAGE_SIZE)
+            host.set_requested(host.requested_pages + (delta if op == "plug" else -delta))
         elif op == "use":
             self.use(step.size // PAGE_SIZE if step.size else None)
         elif op == "free":

@@ -47,6 +47,7 @@ class Host:
         self.mapping_level = vmm.mapping_level
         self.implicit_conversion = vmm.implicit_conversion
         self.requested_pages = 0
+        self.usable_pages = 0
         self.plugged = RunMap(self.npages, False)
         self.attr = RunMap(self.npages, self.start_attr)
         self.shared = RunMap(self.npages, False)
@@ -86,12 +87,24 @@ class Host:
     def plugged_pages(self) -> int:
         return self.plugged.count(True)
 
-    @property
-    def usable_pages(self) -> int:
-        # QEMU: MIN(region_size, ALIGN_UP(requested + VIRTIO_MEM_USABLE_EXTENT, block_size))
-        usable = self.requested_pages + self.usable_extent_pages
+    def set_requested(self, pages: int) -> None:
+        """The host changes the requested size (QEMU's ``requested-size`` property)."""
+        self.requested_pages = pages
+        self._resize_usable(can_shrink=False)
+        self.ctx.emit("config", requested=pages * PAGE_SIZE,
+                      usable=self.usable_pages * PAGE_SIZE)
+
+    def _resize_usable(self, *, can_shrink: bool) -> None:
+        # virtio_mem_resize_usable_region: requested + VIRTIO_MEM_USABLE_EXTENT,
+        # block-aligned, 0 when nothing is requested; it only grows while the
+        # guest runs (it shrinks on UNPLUG_ALL and on reset).
+        usable = min(self.npages, self.requested_pages + self.usable_extent_pages)
         usable = -(-usable // self.block_pages) * self.block_pages
-        return min(self.npages, usable)
+        if not self.requested_pages:
+            usable = 0
+        if usable < self.usable_pages and not can_shrink:
+            return
+        self.usable_pages = usable
 
     def _respond(self, request: str, response: str, start: int, end: int) -> str:
         self.ctx.count(f"virtio_mem.{request}.{response}")
@@ -124,6 +137,7 @@ class Host:
             return self._respond("unplug_all", injected, 0, self.npages)
         self.plugged.set(0, self.npages, False)
         self.discard(0, self.npages)
+        self._resize_usable(can_shrink=True)
         return self._respond("unplug_all", ACK, 0, self.npages)
 
     def state(self, start: int, end: int) -> str:
@@ -155,6 +169,7 @@ class Host:
         self.private.set(0, self.npages, FREE)
         self.content.set(0, self.npages, 0)
         self.present_pages = 0
+        self._resize_usable(can_shrink=True)
         self.ctx.emit("host.reset", 0, self.npages)
 
     # -- KVM: private memory ---------------------------------------------

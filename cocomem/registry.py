@@ -72,17 +72,20 @@ def _base_classes() -> dict[str, type]:
     return {"vendor": Vendor, "backend": Backend, "check": Check, "report": Report}
 
 
-def _registrar(registry: Registry, kind: str, base: type, plugin_name: str):
+def _registrar(registry: Registry, kind: str, base: type, plugin_name: str,
+               label: str | None = None):
+    label = label or f"plugin {plugin_name!r}"
+
     def register(cls: type) -> None:
         if not (isinstance(cls, type) and issubclass(cls, base)):
-            raise PluginError(f"plugin {plugin_name!r} registered {cls!r} as a {kind}, "
+            raise PluginError(f"{label} registered {cls!r} as a {kind}, "
                               f"but it is not a subclass of {base.__module__}.{base.__name__}")
         name = getattr(cls, "name", None)
         if not isinstance(name, str) or not name:
-            raise PluginError(f"plugin {plugin_name!r}: {kind} {cls.__name__} has no name")
+            raise PluginError(f"{label}: {kind} {cls.__name__} has no name")
         if name in registry.items[kind]:
             first = registry.origin[(kind, name)]
-            raise PluginError(f"plugin {plugin_name!r} registers {kind} {name!r}, "
+            raise PluginError(f"{label} registers {kind} {name!r}, "
                               f"already registered by {first!r}")
         registry.items[kind][name] = cls
         registry.origin[(kind, name)] = plugin_name
@@ -116,23 +119,36 @@ def load_registry(plugin_files: Iterable[str] = (), *, entry_points: bool = True
             pm.load_setuptools_entrypoints("cocomem")
         except Exception as exc:
             raise PluginError(f"loading entry-point plugins: {type(exc).__name__}: {exc}") from None
+    files: dict[str, str] = {}  # plugin name -> the --plugin path it came from
     for path in plugin_files:
+        name = Path(path).stem
+        if pm.get_plugin(name) is not None or name in files:
+            raise PluginError(f"--plugin {path}: a plugin named {name!r} is already loaded; "
+                              f"rename the file")
         module = _load_file(path)
         try:
-            pm.register(module, name=Path(path).stem)
+            pm.register(module, name=name)
         except Exception as exc:
             raise PluginError(f"--plugin {path}: {exc}") from None
+        files[name] = path
+        for caller in pm.get_hookcallers(module) or []:
+            if not caller.has_spec():  # a misspelt hook would otherwise be ignored
+                raise PluginError(f"--plugin {path}: unknown hook {caller.name!r}; hooks: "
+                                  f"{', '.join(f'register_{kind}s' for kind in KINDS)}")
     registry = Registry(pm)
     bases = _base_classes()
     for kind in KINDS:
         caller = getattr(pm.hook, f"register_{kind}s")
         for impl in caller.get_hookimpls():
-            register = _registrar(registry, kind, bases[kind], impl.plugin_name)
+            label = f"plugin {impl.plugin_name!r}"
+            if impl.plugin_name in files:
+                label += f" ({files[impl.plugin_name]})"
+            register = _registrar(registry, kind, bases[kind], impl.plugin_name, label)
             try:
                 impl.function(register=register)
             except PluginError:
                 raise
             except Exception as exc:
-                raise PluginError(f"plugin {impl.plugin_name!r} failed in register_{kind}s: "
+                raise PluginError(f"{label} failed in register_{kind}s: "
                                   f"{type(exc).__name__}: {exc}") from None
     return registry

@@ -88,6 +88,10 @@ class Step(StrictModel):
             if arg is not None:
                 raise ValueError(f"step {op!r} takes no argument")
             return {"op": op}
+        if arg is None:
+            what = {"offline_block": "a memory block number", "online_block":
+                    "a memory block number", "vmm": "VMM settings"}.get(op, "a size")
+            raise ValueError(f"step {op!r} needs {what}")
         if op in ("use", "free") and arg == "all":
             return {"op": op, "all": True}
         if op in ("plug", "unplug", "use", "free"):
@@ -170,16 +174,21 @@ def _line_of(lines: dict[tuple, int], key: tuple) -> int | None:
     return lines.get(key)
 
 
-def _record_lines(node: yaml.Node, path: tuple, lines: dict[tuple, int]) -> None:
+def _record_lines(node: yaml.Node, path: tuple, lines: dict[tuple, int], file: str) -> None:
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
+        seen: set = set()
         for key_node, value_node in node.value:
             child = path + (key_node.value,)
+            if key_node.value in seen:  # PyYAML would silently keep the last one
+                raise ScenarioError("duplicate key", file=file, key=_dotted(child),
+                                    line=key_node.start_mark.line + 1)
+            seen.add(key_node.value)
             lines[child] = key_node.start_mark.line + 1
-            _record_lines(value_node, child, lines)
+            _record_lines(value_node, child, lines, file)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _record_lines(item, path + (index,), lines)
+            _record_lines(item, path + (index,), lines, file)
 
 
 _PYDANTIC_MESSAGES = {
@@ -217,7 +226,7 @@ def parse_scenario(text: str, path: str, vendor_names: set[str] = frozenset()) -
                             line=mark.line + 1 if mark else None) from None
     lines: dict[tuple, int] = {}
     if node is not None:
-        _record_lines(node, (), lines)
+        _record_lines(node, (), lines, path)
     if not isinstance(raw, dict):
         raise ScenarioError("a scenario is a YAML mapping (name:, device:, steps:, ...)",
                             file=path, line=1)
@@ -247,6 +256,9 @@ def load_scenario(path: str | Path, vendor_names: set[str] = frozenset()) -> Loa
         text = Path(path).read_text()
     except OSError as exc:
         raise ScenarioError(f"cannot read scenario: {exc.strerror}", file=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(f"cannot read scenario: not UTF-8 text (byte {exc.start})",
+                            file=str(path)) from None
     return parse_scenario(text, str(path), vendor_names)
 
 

@@ -22,7 +22,8 @@ _SUFFIXES = {
     "p": 1 << 50,
     "pib": 1 << 50,
 }
-_SIZE_RE = re.compile(r"^\s*(\d+)\s*([a-zA-Z]*)\s*$")
+#: a sign is accepted so that callers can reject "-2MiB" as negative, not as garbage
+_SIZE_RE = re.compile(r"^\s*(-?\d+)\s*([a-zA-Z]*)\s*$")
 
 
 def parse_size(value: int | str) -> int:

@@ -15,11 +15,12 @@ def scenario_yaml(steps: list, *, region: str = "1GiB", memory_block: str = "128
                   mapping: str = "4k", memory: str = "start-private",
                   discards: tuple[str, ...] = ("shared",), implicit: bool = True,
                   faults: list[dict] | None = None, tdx: dict | None = None,
-                  vendor: str = "tdx") -> str:
+                  vendor: str = "tdx", usable_extent: str = "256MiB") -> str:
     data: dict[str, Any] = {
         "name": "worked-example",
         "vendor": vendor,
-        "device": {"region_size": region, "block_size": "2MiB"},
+        "device": {"region_size": region, "block_size": "2MiB",
+                   "usable_extent": usable_extent},
         "guest": {"memory_block_size": memory_block},
         "vmm": {"memory": memory, "unplug_discards": list(discards),
                 "mapping_level": mapping, "implicit_conversion": implicit},

@@ -326,7 +326,7 @@ def test_plug_error_marks_the_device_broken(registry):
 def test_qemu_nacks_a_plug_beyond_the_requested_size(registry):
     # virtio_mem_state_change_request: plugged_size + size > requested_size -> NACK
     run = make_run(registry, [])
-    run.host.requested_pages = 2 * MIB
+    run.host.set_requested(2 * MIB)
     assert run.host.request("plug", 0, 4 * MIB) == NACK
     assert run.host.request("plug", 0, 2 * MIB) == ACK
     assert run.host.request("plug", 2 * MIB, 4 * MIB) == NACK
@@ -336,7 +336,7 @@ def test_qemu_errors_on_an_already_plugged_block(registry):
     # virtio_mem_state_change_request: !virtio_mem_is_range_unplugged -> ERROR;
     # unplugging what is not plugged is an ERROR too.
     run = make_run(registry, [])
-    run.host.requested_pages = 8 * MIB
+    run.host.set_requested(8 * MIB)
     assert run.host.request("plug", 0, 2 * MIB) == ACK
     assert run.host.request("plug", 0, 2 * MIB) == ERROR
     assert run.host.request("unplug", 2 * MIB, 4 * MIB) == ERROR
@@ -367,3 +367,17 @@ def test_kexec_sends_unplug_all_and_replugs(registry, backend):
     run.run()
     assert run.ctx.counters["virtio_mem.unplug_all.ack"] == 1
     assert run.ctx.counters["virtio_mem.plug.ack"] == 2
+
+
+def test_usable_region_only_grows_while_the_guest_runs(registry):
+    # virtio_mem_resize_usable_region(..., can_shrink=false) on a smaller
+    # requested size: the usable region stays, so the guest can still unplug
+    # blocks above the new requested size + 256 MiB; UNPLUG_ALL shrinks it.
+    steps = [{"plug": "512MiB"}, {"unplug": "512MiB"}]
+    run = make_run(registry, steps)
+    run.run()
+    assert run.host.usable_pages == 768 * MIB
+    assert counters(run, "virtio_mem") == {"virtio_mem.plug.ack": 4,
+                                           "virtio_mem.unplug.ack": 4}
+    assert run.host.unplug_all() == ACK
+    assert run.host.usable_pages == 0

@@ -1,0 +1,171 @@
+"""The run-length engine against the dense reference model, on random step
+sequences: identical counters, violations, page states and host memory after
+every step, for every backend, both mapping levels and every VMM setting.
+
+The CI profile runs a few hundred sequences; ``--hypothesis-profile
+thorough`` runs thousands.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
+from reference import ATTR_CODES, PAGE_CODES, PRIVATE_CODES, TALLY, ReferenceRun
+from scenario_builder import make_run
+
+from cocomem.registry import load_registry
+from cocomem.scenario import Step
+from cocomem.units import parse_size
+
+REGISTRY = load_registry()
+BACKENDS = ("mainline", "notifier", "start-shared", "callbacks")
+DISCARDS = (["shared"], ["shared", "private"], ["private"], [])
+
+
+def dense(runmap, codes: dict | None = None) -> np.ndarray:
+    out = np.empty(runmap.size, np.int64)
+    for s, e, value in runmap.runs():
+        out[s:e] = codes[value] if codes else value
+    return out
+
+
+def engine_first_steps(run, npages: int) -> dict[str, np.ndarray]:
+    """The engine's violations as 'first step each page was reported', per kind."""
+    first: dict[str, np.ndarray] = {}
+    for v in run.ctx.violations:
+        start = (v.start - run.ctx.region_addr) // 4096
+        pages = first.setdefault(v.kind, np.full(npages, -1, np.int64))[
+            start:start + v.size // 4096]
+        pages[pages < 0] = v.step
+    return first
+
+
+def assert_same(run, ref: ReferenceRun, where: str) -> None:
+    host, driver = run.host, run.driver
+    assert +run.ctx.counters == +ref.counters, where
+    pairs = {
+        "host.plugged": (dense(host.plugged), ref.plugged),
+        "host.attr": (dense(host.attr, ATTR_CODES), ref.attr),
+        "host.shared": (dense(host.shared), ref.shared),
+        "host.private": (dense(host.private, PRIVATE_CODES), ref.private),
+        "host.content": (dense(host.content), ref.content),
+        "driver.sb_plugged": (dense(driver.sb_plugged), ref.sb_plugged),
+        "driver.page": (dense(driver.page, PAGE_CODES), ref.page),
+    }
+    for name, (fast, slow) in pairs.items():
+        differs = np.flatnonzero(fast != slow)
+        assert not len(differs), f"{where}: {name} differs from page {differs[0]}"
+    assert [driver.mb_state[mb] for mb in range(len(ref.mb_state))] == ref.mb_state, where
+    assert (driver.next_mb, driver.broken, host.usable_pages) == (ref.next_mb, ref.broken,
+                                                                ref.usable), where
+    assert (host.present_pages, host.peak_pages) == (ref.present, ref.peak), where
+    first = engine_first_steps(run, ref.n)
+    for kind, slow in ref.first.items():
+        fast = first.get(kind, np.full(ref.n, -1, np.int64))
+        differs = np.flatnonzero(fast != slow)
+        assert not len(differs), (f"{where}: {kind} first reported at step "
+                                  f"{fast[differs[0]]} (engine) vs {slow[differs[0]]} "
+                                  f"(reference) at page {differs[0]}")
+    TALLY["pages"] += 7 * ref.n
+
+
+class Differential(RuleBasedStateMachine):
+    """Small geometry: 64 MiB device, 8 MiB memory blocks of four 2 MiB subblocks,
+    a usable extent of 16 MiB so that the usable region limits plugging."""
+
+    REGION, MEMORY_BLOCK, EXTENT = "64MiB", "8MiB", "16MiB"
+    UNIT = 2 << 20
+    MAX_UNITS = 8
+    USE_PAGES = (None, 1, 100, 512, 700, 2048, 5000)
+
+    @initialize(backend=st.sampled_from(BACKENDS), mapping=st.sampled_from(("4k", "2m")),
+                memory=st.sampled_from(("start-private", "start-shared")),
+                discards=st.sampled_from(DISCARDS), implicit=st.booleans())
+    def boot(self, backend: str, mapping: str, memory: str, discards: list[str],
+             implicit: bool) -> None:
+        self.run = make_run(REGISTRY, [], backend=backend, region=self.REGION,
+                            memory_block=self.MEMORY_BLOCK, usable_extent=self.EXTENT,
+                            mapping=mapping, memory=memory, discards=tuple(discards),
+                            implicit=implicit)
+        self.ref = ReferenceRun(self.run.scenario, backend)
+        self.region = parse_size(self.REGION)
+        self.blocks = self.region // parse_size(self.MEMORY_BLOCK)
+        self.requested = 0
+        self.index = 0
+        self.alive = True
+        self.where = f"{backend} {mapping} {memory} discards={discards} implicit={implicit}"
+        TALLY["runs"] += 1
+
+    def apply(self, raw: Any) -> None:
+        if not self.alive:  # the guest crashed: the run is over
+            return
+        step = Step.model_validate(raw)
+        where = f"{self.where}, step {self.index} ({step.describe()})"
+        alive = self.run.step(self.index, step)
+        assert self.ref.step(self.index, step) == alive, where
+        self.alive = alive
+        self.index += 1
+        TALLY["steps"] += 1
+        assert_same(self.run, self.ref, where)
+
+    @rule(units=st.integers(1, MAX_UNITS))
+    def plug(self, units: int) -> None:
+        size = min(units * self.UNIT, self.region - self.requested)
+        if size:
+            self.requested += size
+            self.apply({"plug": size})
+
+    @rule(units=st.integers(1, MAX_UNITS))
+    def unplug(self, units: int) -> None:
+        size = min(units * self.UNIT, self.requested)
+        if size:
+            self.requested -= size
+            self.apply({"unplug": size})
+
+    @rule(pages=st.sampled_from(USE_PAGES))
+    def use(self, pages: int | None) -> None:
+        self.apply({"use": pages * 4096 if pages else "all"})
+
+    @rule(pages=st.sampled_from(USE_PAGES))
+    def free(self, pages: int | None) -> None:
+        self.apply({"free": pages * 4096 if pages else "all"})
+
+    @rule(data=st.data(), online=st.booleans())
+    def change_block(self, data: st.DataObject, online: bool) -> None:
+        block = data.draw(st.integers(0, self.blocks - 1))
+        self.apply({"online_block" if online else "offline_block": block})
+
+    @rule(mapping=st.sampled_from((None, "4k", "2m")),
+          discards=st.sampled_from((None, *DISCARDS)),
+          implicit=st.sampled_from((None, True, False)))
+    def vmm(self, mapping: str | None, discards: list[str] | None, implicit: bool | None) -> None:
+        patch = {"mapping_level": mapping, "unplug_discards": discards,
+                 "implicit_conversion": implicit}
+        self.apply({"vmm": {k: v for k, v in patch.items() if v is not None}})
+
+    def teardown(self) -> None:
+        if hasattr(self, "run"):
+            self.run.finish()
+            self.ref.finish()
+            assert_same(self.run, self.ref, f"{self.where}, end of run")
+
+
+class DifferentialGiB(Differential):
+    """1 GiB memory blocks in a 2 GiB device, so that tdx_accept_memory and the
+    release walk try 1G where try_accept_one would."""
+
+    REGION, MEMORY_BLOCK, EXTENT = "2GiB", "1GiB", "256MiB"
+    UNIT = 256 << 20
+    MAX_UNITS = 5
+    USE_PAGES = (None, 1, 262144, 300000)
+
+
+TestDifferential = Differential.TestCase
+TestDifferential.settings = settings(stateful_step_count=12)
+TestDifferentialGiB = DifferentialGiB.TestCase
+TestDifferentialGiB.settings = settings(
+    max_examples=max(4, settings.default.max_examples // 25), stateful_step_count=6)
