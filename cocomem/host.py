@@ -92,7 +92,7 @@ class Host:
         self.requested_pages = pages
         self._resize_usable(can_shrink=False)
         self.ctx.emit("config", requested=pages * PAGE_SIZE,
-                      usable=self.usable_pages * PAGE_SIZE)
+                      usable_region=self.usable_pages * PAGE_SIZE)
 
     def _resize_usable(self, *, can_shrink: bool) -> None:
         # virtio_mem_resize_usable_region: requested + VIRTIO_MEM_USABLE_EXTENT,

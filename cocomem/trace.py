@@ -5,7 +5,7 @@ from __future__ import annotations
 from .run import Event
 from .units import PAGE_SIZE, format_size
 
-_QUIET = ("step.end", "finish", "guest.access", "accept.done", "accept.already")
+_QUIET = ("step.end", "finish", "accept.done", "accept.already")
 
 
 def _range(event: Event, base: int) -> str:
@@ -38,7 +38,12 @@ def format_event(event: Event, base: int) -> str | None:
     if event.name == "notify":
         return f"  memory notifier {info['action']} {where}"
     if event.name == "repeat":
-        return f"  ... the same for {info['chunks']} more 2M chunks up to {where}"
+        chunks = info["chunks"]
+        return f"  ... the same again for {chunks} more 2M chunk{'s' * (chunks > 1)}: {where}"
+    if event.name == "config":
+        return "  host sets " + " ".join(f"{k}_size={format_size(v)}" for k, v in info.items())
+    if event.name == "guest.access":
+        return f"  guest writes {where}"
     if event.name.startswith("host."):
         details = " ".join(f"{k}={v}" for k, v in info.items())
         return f"    host {event.name[5:]} {where} {details}".rstrip()

@@ -1,0 +1,90 @@
+"""``cocomem run --trace``: one line per event, pinned for a small scenario so
+that a change in what the model does (or how it says it) shows up here."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from cocomem.cli import app
+
+TINY = """\
+name: tiny
+vendor: tdx
+device: {region_size: 256MiB, block_size: 2MiB}
+guest: {memory_block_size: 128MiB}
+vmm: {memory: start-private, mapping_level: MAPPING}
+steps:
+  - plug: 4MiB
+  - use: 8KiB
+  - unplug: 2MiB
+"""
+
+CALLBACKS_2M = """\
+step 0: plug 4MiB
+  host sets requested_size=4MiB usable_region_size=256MiB
+  virtio-mem PLUG 0x100000000+4MiB
+  virtio-mem PLUG -> ACK
+  accept_memory 0x100000000+4MiB
+    exit EPT_VIOLATION 0x100000000+4KiB
+    host aug 0x100000000+2MiB level=2m
+  TDCALL TDG.MEM.PAGE.ACCEPT 0x100000000+2MiB level=2m -> OK
+  ... the same again for 1 more 2M chunk: 0x100200000+2MiB
+  add_memory 0x100000000+128MiB
+  memory notifier MEM_GOING_ONLINE 0x100000000+128MiB
+  memory notifier MEM_ONLINE 0x100000000+128MiB
+step 1: use 8KiB
+  guest writes 0x100000000+8KiB
+step 2: unplug 2MiB
+  host sets requested_size=2MiB usable_region_size=256MiB
+  release_memory 0x100200000+2MiB
+  TDCALL TDG.MEM.PAGE.RELEASE 0x100200000+2MiB level=2m -> OK
+  virtio-mem UNPLUG 0x100200000+2MiB
+    host discard 0x100200000+2MiB planes=shared
+  virtio-mem UNPLUG -> ACK
+
+callbacks: degraded
+  private-residue at step 2: 0x100200000 size 0x200000
+  exit.ept_violation = 2
+  host.aug.2m = 2
+  tdcall.accept.2m.ok = 2
+  tdcall.release.2m.ok = 1
+  virtio_mem.plug.ack = 1
+  virtio_mem.unplug.ack = 1
+"""
+
+
+def trace(tmp_path, backend: str, mapping: str) -> str:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY.replace("MAPPING", mapping))
+    result = CliRunner().invoke(app, ["run", str(path), "--backend", backend, "--trace"])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_callbacks_trace_at_2m_is_pinned(tmp_path):
+    assert trace(tmp_path, "callbacks", "2m") == CALLBACKS_2M
+
+
+def test_mainline_trace_shows_the_fatal_touch(tmp_path):
+    lines = trace(tmp_path, "mainline", "4k").splitlines()
+    assert lines[lines.index("step 1: use 8KiB") + 1:][:4] == [
+        "    exit EPT_VIOLATION 0x100000000+4KiB",
+        "    host aug 0x100000000+4KiB level=4k",
+        "  guest writes 0x100000000+8KiB",
+        "  crash 0x100000000+8KiB kind=access-unaccepted "
+        "detail=guest touched memory it has not accepted",
+    ]
+
+
+def test_4k_trace_counts_one_line_per_call_and_exit(tmp_path):
+    # The first 2 MiB chunk is traced call by call (1 size-mismatched 2M
+    # ACCEPT, then 512 4K ACCEPTs, 512 exits, 512 AUGs); the identical second
+    # chunk is one "the same again" line. Every line adds up to the counters.
+    lines = trace(tmp_path, "callbacks", "4k").splitlines()
+    plug = lines[:lines.index("step 1: use 8KiB")]
+    assert sum("ACCEPT" in line and "level=2m -> SIZE_MISMATCH" in line for line in plug) == 1
+    assert sum("ACCEPT" in line and "level=4k -> OK" in line for line in plug) == 512
+    assert sum(line.startswith("    exit EPT_VIOLATION") for line in plug) == 512
+    assert sum(line.startswith("    host aug") for line in plug) == 512
+    assert "  ... the same again for 1 more 2M chunk: 0x100200000+2MiB" in plug
+    assert "  tdcall.accept.4k.ok = 1024" in lines
