@@ -15,7 +15,7 @@ from .host import Host
 from .registry import Registry
 from .run import Event, GuestCrash, RunContext
 from .scenario import LoadedScenario, Step
-from .state import BUDDY, USED
+from .state import ABSENT, BUDDY, PAGE_STATES, USED
 from .units import PAGE_SIZE
 
 
@@ -202,7 +202,7 @@ class BackendRun:
         """The capture kernel asks STATE per device block of each added memory block,
         then reads the plugged ones into the vmcore."""
         driver, host = self.driver, self.host
-        added = [(s, e) for s, e, v in driver.page.runs() if v != "absent"]
+        added = driver.page.runs_where(0, host.npages, *(PAGE_STATES - {ABSENT}))
         for s, e in added:
             self.ctx.count("virtio_mem.state.ack", (e - s) // host.block_pages)
             self.ctx.emit("kdump.state", s, e, blocks=(e - s) // host.block_pages)

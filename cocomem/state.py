@@ -31,6 +31,7 @@ OFFLINE = "offline"          # added, not online
 FAKE_OFFLINE = "fake-offline"  # online block, subblock not plugged (PageOffline)
 BUDDY = "free"               # online and free in the page allocator
 USED = "used"                # allocated by the guest
+PAGE_STATES = frozenset((ABSENT, OFFLINE, FAKE_OFFLINE, BUDDY, USED))
 
 # virtio-mem SBM memory block states (drivers/virtio/virtio_mem.c).
 MB_NONE = "none"             # beyond next_mb_id: never prepared

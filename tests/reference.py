@@ -4,7 +4,7 @@ as DESIGN §2-§3 reads, to check the run-length engine against.
 Nothing here is shared with ``cocomem``'s engine except the scenario model
 and the state names: the host, the TDX module, the virtio-mem driver, the
 four backends and the checks are written again, call by call, page by page.
-Scope: TDX with PAGE_RELEASE, no fault injection, no kexec/kdump/reboot.
+Scope: TDX with PAGE_RELEASE, no fault injection.
 """
 
 from __future__ import annotations
@@ -75,7 +75,8 @@ class ReferenceRun:
         self.requested = self.usable = 0
         # host
         self.plugged = np.zeros(n, bool)
-        self.attr = np.full(n, PRIVATE if vmm.memory == "start-private" else SHARED, np.int8)
+        self.start_attr = PRIVATE if vmm.memory == "start-private" else SHARED
+        self.attr = np.full(n, self.start_attr, np.int8)
         self.shared = np.zeros(n, bool)
         self.private = np.full(n, FREE, np.int8)
         self.content = np.zeros(n, np.int64)
@@ -84,11 +85,7 @@ class ReferenceRun:
         self.sb = scenario.subblock_size // 4096
         self.mb = scenario.guest.memory_block_size // 4096
         self.sbs_per_mb = self.mb // self.sb
-        self.sb_plugged = np.zeros(n, bool)
-        self.page = np.full(n, ABSENT, np.int8)
-        self.mb_state = [MB_NONE] * (n // self.mb)
-        self.next_mb = 0
-        self.broken = False
+        self.new_kernel()
         # results
         self.counters: Counter[str] = Counter()
         self.first = {kind: np.full(n, -1, np.int64) for kind in KINDS}
@@ -112,12 +109,31 @@ class ReferenceRun:
         self.present = int(self.shared.sum()) + int((self.private != FREE).sum())
         self.peak = max(self.peak, self.present)
 
+    def usable_for(self, pages: int) -> int:
+        """QEMU: requested + extent, block-aligned; 0 when nothing is requested."""
+        return -(-min(self.n, pages + self.extent) // self.block) * self.block if pages else 0
+
     def set_requested(self, pages: int) -> None:
-        """QEMU: the usable region is requested + extent, and never shrinks while
-        the guest runs."""
+        # the usable region never shrinks while the guest runs
         self.requested = pages
-        usable = -(-min(self.n, pages + self.extent) // self.block) * self.block
-        self.usable = max(self.usable, usable if pages else 0)
+        self.usable = max(self.usable, self.usable_for(pages))
+
+    def reset(self) -> None:
+        """System reset: a new TD, the device unplugged, the usable region recomputed."""
+        self.plugged[:] = False
+        self.attr[:] = self.start_attr
+        self.shared[:] = False
+        self.private[:] = FREE
+        self.content[:] = 0
+        self.present = 0
+        self.usable = self.usable_for(self.requested)
+
+    def unplug_all(self) -> str:
+        self.plugged[:] = False
+        self.discard(0, self.n)
+        self.usable = self.usable_for(self.requested)
+        self.count("virtio_mem.unplug_all.ack")
+        return "ack"
 
     def request(self, kind: str, s: int, e: int) -> str:
         plug = kind == "plug"
@@ -188,11 +204,13 @@ class ReferenceRun:
             self.private[whole] = P2M
             self.content[whole] = 0
             self.count("host.aug.2m")
+            self.present += P2M_PAGES
         else:
             self.private[page] = P4K
             self.content[page] = 0
             self.count("host.aug.4k")
-        self.account()
+            self.present += 1
+        self.peak = max(self.peak, self.present)
 
     # -- TDX module --------------------------------------------------------
 
@@ -270,7 +288,8 @@ class ReferenceRun:
                 self.violation("double-accept", s, e)
                 if tolerate:
                     self.violation_where("stale-assumed-zero", self.content[s:e] != 0, s)
-            if status == "ok" or (tolerate and status == "already_accepted"):
+            if (status == "ok" or (tolerate and status == "already_accepted")) and not (
+                    self.plugged[s:e].all()):
                 self.violation_where("accept-unbacked", ~self.plugged[s:e], s)
             return status
 
@@ -297,6 +316,26 @@ class ReferenceRun:
             if self.private[page] != FREE:
                 return
             self.ept_violation(page, "4k")
+
+    # -- guest kernels ---------------------------------------------------------
+
+    def new_kernel(self) -> None:
+        """Boot or kexec: a fresh driver, which unplugs everything first if the
+        device has memory plugged (virtio_mem_probe: unplug_all_required)."""
+        self.sb_plugged = np.zeros(self.n, bool)
+        self.page = np.full(self.n, ABSENT, np.int8)
+        self.mb_state = [MB_NONE] * (self.n // self.mb)
+        self.next_mb = 0
+        self.broken = False
+        self.unplug_all_required = bool(self.plugged.any())
+
+    def kdump(self) -> None:
+        """The capture kernel reads every plugged page of the added memory blocks,
+        asking STATE once per device block."""
+        for s, e in true_runs(self.page != ABSENT):
+            self.count("virtio_mem.state.ack", (e - s) // self.block)
+            for ps, pe in true_runs(self.plugged[s:e], s):
+                self.access(ps, pe)
 
     # -- backends ----------------------------------------------------------
 
@@ -511,8 +550,17 @@ class ReferenceRun:
                     return rc
         return EBUSY if nb else 0
 
+    def send_unplug_all(self) -> int:
+        if not self.pre_unplug(0, self.n):
+            return self.mark_broken(0, self.n)
+        self.unplug_all()
+        self.unplug_all_required = False
+        return 0
+
     def run_wq(self) -> None:
         while not self.broken:
+            if self.unplug_all_required and self.send_unplug_all():
+                return
             diff = self.requested - int(self.sb_plugged.sum())
             if diff > 0:
                 rc = self.plug_request(diff)
@@ -593,8 +641,15 @@ class ReferenceRun:
         elif op == "offline_block" and self.mb_state[step.block] in (MB_MOVABLE,
                                                                      MB_MOVABLE_PARTIAL):
             self.offline(step.block)
-        elif op not in ("online_block", "offline_block"):
-            raise ValueError(f"the reference model has no step {op!r}")
+        elif op == "kexec":
+            self.new_kernel()
+        elif op == "reboot":
+            self.reset()
+            self.new_kernel()
+        elif op == "kdump":
+            self.kdump()
+            self.reset()
+            self.new_kernel()
         self.run_wq()
 
     def finish(self) -> None:

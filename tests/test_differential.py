@@ -1,6 +1,8 @@
 """The run-length engine against the dense reference model, on random step
-sequences: identical counters, violations, page states and host memory after
-every step, for every backend, both mapping levels and every VMM setting.
+sequences (plug, unplug, use, free, offline/online a block, VMM setting
+changes, kexec, reboot, kdump): identical counters, violations, page states
+and host memory after every step, for every backend, both mapping levels and
+every VMM setting.
 
 The CI profile runs a few hundred sequences; ``--hypothesis-profile
 thorough`` runs thousands.
@@ -110,6 +112,7 @@ class Differential(RuleBasedStateMachine):
         self.alive = alive
         self.index += 1
         TALLY["steps"] += 1
+        TALLY[f"step.{step.op}"] += 1
         assert_same(self.run, self.ref, where)
 
     @rule(units=st.integers(1, MAX_UNITS))
@@ -146,6 +149,10 @@ class Differential(RuleBasedStateMachine):
         patch = {"mapping_level": mapping, "unplug_discards": discards,
                  "implicit_conversion": implicit}
         self.apply({"vmm": {k: v for k, v in patch.items() if v is not None}})
+
+    @rule(op=st.sampled_from(("kexec", "reboot", "kdump")))
+    def new_kernel(self, op: str) -> None:
+        self.apply(op)
 
     def teardown(self) -> None:
         if hasattr(self, "run"):

@@ -381,3 +381,14 @@ def test_usable_region_only_grows_while_the_guest_runs(registry):
                                            "virtio_mem.unplug.ack": 4}
     assert run.host.unplug_all() == ACK
     assert run.host.usable_pages == 0
+
+
+def test_kdump_asks_state_once_per_device_block_of_added_memory(registry):
+    # The capture kernel's vmcore read (virtio_mem_vmcore_pfn_is_ram) asks
+    # STATE per device block of the old kernel's added memory: one 128 MiB
+    # memory block = 64 blocks of 2 MiB, however its pages are used.
+    steps = [{"plug": "128MiB"}, {"use": "100KiB"}, "kdump"]
+    run = make_run(registry, steps)
+    run.run()
+    assert run.ctx.counters["virtio_mem.state.ack"] == 64
+    assert run.ctx.counters["virtio_mem.plug.ack"] == 2  # before, and after the reset
