@@ -16,6 +16,8 @@ class FaultPlan:
         for fault in faults:
             self._faults.setdefault(fault.call, []).append(fault)
         self.calls: Counter[str] = Counter()
+        #: how many calls got an injected status so far
+        self.injected = 0
 
     def take(self, call: str) -> str | None:
         """Count one call of ``call``; return the injected status, if any."""
@@ -23,6 +25,7 @@ class FaultPlan:
         n = self.calls[call]
         for fault in self._faults.get(call, ()):
             if fault.nth <= n < fault.nth + fault.count:
+                self.injected += 1
                 return fault.status
         return None
 

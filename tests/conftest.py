@@ -27,7 +27,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
     if TALLY["runs"]:
         terminalreporter.write_line(
-            f"differential: {TALLY['steps']} steps in {TALLY['runs']} runs, engine and "
+            f"differential: {TALLY['steps']} steps in {TALLY['runs']} runs "
+            f"({TALLY['faults fired']} injected faults fired), engine and "
             f"dense reference identical after each ({TALLY['pages']} page states compared)")
         ops = sorted((k.split(".", 1)[1], v) for k, v in TALLY.items() if k.startswith("step."))
         terminalreporter.write_line("  steps by kind: " + ", ".join(f"{k} {v}" for k, v in ops))

@@ -4,7 +4,7 @@ as DESIGN §2-§3 reads, to check the run-length engine against.
 Nothing here is shared with ``cocomem``'s engine except the scenario model
 and the state names: the host, the TDX module, the virtio-mem driver, the
 four backends and the checks are written again, call by call, page by page.
-Scope: TDX with PAGE_RELEASE, no fault injection.
+Scope: TDX with PAGE_RELEASE; faults as the scenario injects them.
 """
 
 from __future__ import annotations
@@ -42,7 +42,23 @@ LEVEL_PAGES = {"1g": P1G_PAGES, "2m": P2M_PAGES, "4k": 1}
 KINDS = ("access-unaccepted", "accept-panic", "stale-assumed-zero", "accept-unbacked",
          "use-after-unplug", "state-mismatch", "double-accept", "device-broken", "leak",
          "private-residue")
-EIO, EAGAIN, ENOMEM, EBUSY, ETXTBSY, ENOSPC = -5, -11, -12, -16, -26, -28
+EIO, EAGAIN, ENOMEM, EBUSY, EINVAL, ETXTBSY, ENOSPC = -5, -11, -12, -16, -22, -26, -28
+
+
+class Faults:
+    """The nth call of an operation returns the scenario's status, without its effect."""
+
+    def __init__(self, faults) -> None:
+        self.faults = list(faults)
+        self.calls: Counter[str] = Counter()
+
+    def take(self, call: str) -> str | None:
+        self.calls[call] += 1
+        n = self.calls[call]
+        for fault in self.faults:
+            if fault.call == call and fault.nth <= n < fault.nth + fault.count:
+                return fault.status
+        return None
 
 
 class Crash(Exception):
@@ -73,6 +89,7 @@ class ReferenceRun:
         self.mapping = vmm.mapping_level
         self.implicit = vmm.implicit_conversion
         self.requested = self.usable = 0
+        self.faults = Faults(scenario.faults)
         # host
         self.plugged = np.zeros(n, bool)
         self.start_attr = PRIVATE if vmm.memory == "start-private" else SHARED
@@ -129,6 +146,10 @@ class ReferenceRun:
         self.usable = self.usable_for(self.requested)
 
     def unplug_all(self) -> str:
+        injected = self.faults.take("virtio_mem.unplug_all")
+        if injected:
+            self.count(f"virtio_mem.unplug_all.{injected}")
+            return injected
         self.plugged[:] = False
         self.discard(0, self.n)
         self.usable = self.usable_for(self.requested)
@@ -137,7 +158,10 @@ class ReferenceRun:
 
     def request(self, kind: str, s: int, e: int) -> str:
         plug = kind == "plug"
-        if s % self.block or e % self.block or e <= s or e > self.usable:
+        injected = self.faults.take(f"virtio_mem.{kind}")
+        if injected:
+            response = injected
+        elif s % self.block or e % self.block or e <= s or e > self.usable:
             response = "error"
         elif plug and self.plugged.sum() + (e - s) > self.requested:
             response = "nack"
@@ -219,6 +243,9 @@ class ReferenceRun:
         return status
 
     def accept_one(self, page: int, level: str) -> str:
+        injected = self.faults.take("tdcall.accept")
+        if injected:
+            return self.tdcall("accept", level, injected)
         if level == "1g":
             return self.tdcall("accept", level, "operand_invalid")
         for _ in range(4):
@@ -250,6 +277,9 @@ class ReferenceRun:
         raise AssertionError("ACCEPT did not settle")
 
     def release_one(self, page: int, level: str) -> str:
+        injected = self.faults.take("tdcall.release")
+        if injected:
+            return self.tdcall("release", level, injected)
         if level == "1g":
             return self.tdcall("release", level, "operand_invalid")
         size = LEVEL_PAGES[level]
@@ -302,10 +332,29 @@ class ReferenceRun:
         return self.walk(start, end, self.release_one, lambda status: status == "ok")
 
     def map_gpa(self, start: int, end: int, to: int) -> bool:
-        self.count("exit.map_gpa", -(-(end - start) // P2M_PAGES))
-        self.convert(start, end, to)
-        self.count("tdvmcall.map_gpa.ok")
-        return True
+        """tdx_map_gpa: KVM exits once per 2 MiB chunk; on RETRY the call is issued
+        again from where the host stopped, up to 3 times without progress."""
+        retries = 0
+        while retries < 3:
+            injected = self.faults.take("tdvmcall.map_gpa")
+            if injected not in (None, "retry"):
+                self.count(f"tdvmcall.map_gpa.{'ok' if injected == 'ok' else 'error'}")
+                return injected == "ok"
+            stop = end
+            if injected == "retry":
+                stop = start + P2M_PAGES if end - start > P2M_PAGES else start
+            if stop > start:
+                self.count("exit.map_gpa", -(-(stop - start) // P2M_PAGES))
+                self.convert(start, stop, to)
+            if injected is None:
+                self.count("tdvmcall.map_gpa.ok")
+                return True
+            self.count("tdvmcall.map_gpa.retry")
+            if stop == start:
+                retries += 1
+            else:
+                start, retries = stop, 0
+        return False
 
     def touch(self, start: int, end: int) -> None:
         bad = np.flatnonzero(np.isin(self.private[start:end], (FREE, P4K, P2M)))
@@ -353,6 +402,13 @@ class ReferenceRun:
             return self.map_gpa(s, e, SHARED)
         return True
 
+    def unplug_failed(self, s: int, e: int) -> bool:
+        if self.backend == "callbacks":
+            return self.accept_memory(s, e)
+        if self.backend == "start-shared":
+            return self.map_gpa(s, e, PRIVATE) and self.accept_memory(s, e)
+        return True
+
     def going_online(self, s: int, e: int) -> None:
         if self.backend == "notifier" and not self.accept_memory(s, e, tolerate=True):
             raise Crash("accept-panic", s, e)
@@ -384,7 +440,7 @@ class ReferenceRun:
         s, e = self.sb_range(mb, sb, count)
         response = self.request("plug", s, e)
         if response != "ack":
-            return {"nack": EAGAIN, "busy": ETXTBSY}.get(response, -22)
+            return {"nack": EAGAIN, "busy": ETXTBSY, "error": EINVAL}.get(response, ENOMEM)
         self.sb_plugged[s:e] = True
         if not self.post_plug(s, e):
             return self.mark_broken(s, e)
@@ -396,7 +452,9 @@ class ReferenceRun:
             return self.mark_broken(s, e)
         response = self.request("unplug", s, e)
         if response != "ack":
-            return {"busy": ETXTBSY, "error": -22}.get(response, ENOMEM)
+            if not self.unplug_failed(s, e):
+                return self.mark_broken(s, e)
+            return {"busy": ETXTBSY, "error": EINVAL}.get(response, ENOMEM)
         self.sb_plugged[s:e] = False
         return 0
 
@@ -553,24 +611,47 @@ class ReferenceRun:
     def send_unplug_all(self) -> int:
         if not self.pre_unplug(0, self.n):
             return self.mark_broken(0, self.n)
-        self.unplug_all()
+        response = self.unplug_all()
+        if response != "ack":
+            if not self.unplug_failed(0, self.n):
+                return self.mark_broken(0, self.n)
+            return ETXTBSY if response == "busy" else ENOMEM
         self.unplug_all_required = False
         return 0
 
     def run_wq(self) -> None:
+        """virtio_mem_run_wq: -EAGAIN retries at once, -EBUSY/-ETXTBSY/-ENOMEM wait
+        for the retry timer (the model lets it fire 8 times per step), anything
+        else marks the device broken."""
+        timer = eagain = 0
         while not self.broken:
-            if self.unplug_all_required and self.send_unplug_all():
+            rc = self.work_once()
+            if self.broken or rc in (0, ENOSPC):
                 return
-            diff = self.requested - int(self.sb_plugged.sum())
-            if diff > 0:
-                rc = self.plug_request(diff)
-            elif diff < 0:
-                rc = self.unplug_request(-diff)
+            if rc == EAGAIN:
+                eagain += 1
+                if eagain >= 16:
+                    return
+            elif rc in (ETXTBSY, EBUSY, ENOMEM):
+                timer += 1
+                if timer > 8:
+                    return
             else:
-                rc = 0
-            if rc in (0, ENOSPC) or self.broken:
+                self.broken = True
+                self.violation("device-broken", 0, self.n)
                 return
-            raise AssertionError(f"no retry path without faults (rc {rc})")
+
+    def work_once(self) -> int:
+        if self.unplug_all_required:
+            rc = self.send_unplug_all()
+            if rc:
+                return rc
+        diff = self.requested - int(self.sb_plugged.sum())
+        if diff > 0:
+            return self.plug_request(diff)
+        if diff < 0:
+            return self.unplug_request(-diff)
+        return 0
 
     # -- steps ---------------------------------------------------------------
 

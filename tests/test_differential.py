@@ -26,6 +26,29 @@ from cocomem.units import parse_size
 REGISTRY = load_registry()
 BACKENDS = ("mainline", "notifier", "start-shared", "callbacks")
 DISCARDS = (["shared"], ["shared", "private"], ["private"], [])
+TDX_STATUSES = ("ok", "already_accepted", "size_mismatch", "operand_invalid", "operand_busy")
+FAULT_STATUSES = {
+    "virtio_mem.plug": ("ack", "nack", "busy", "error"),
+    "virtio_mem.unplug": ("ack", "nack", "busy", "error"),
+    "virtio_mem.unplug_all": ("ack", "nack", "busy", "error"),
+    "tdcall.accept": TDX_STATUSES,
+    "tdcall.release": TDX_STATUSES,
+    "tdvmcall.map_gpa": ("ok", "retry", "invalid_operand"),
+}
+
+
+@st.composite
+def faults(draw: st.DrawFn) -> dict:
+    call = draw(st.sampled_from(sorted(FAULT_STATUSES)))
+    # accept/release calls come by the thousand, requests by the handful
+    # a 2 MiB chunk at 4K is 513 calls: aim at chunk edges too, where the
+    # engine stops repeating a chunk's effect in bulk
+    near_chunk_edge = st.builds(lambda k, j: max(1, 513 * k + j), st.integers(1, 6),
+                                st.integers(-2, 2))
+    nth = draw(st.one_of(st.integers(1, 40), near_chunk_edge, st.integers(1, 3000))
+               if call.startswith("tdcall") else st.integers(1, 4))
+    return {"call": call, "nth": nth, "status": draw(st.sampled_from(FAULT_STATUSES[call])),
+            "count": draw(st.integers(1, 3))}
 
 
 def dense(runmap, codes: dict | None = None) -> np.ndarray:
@@ -86,20 +109,22 @@ class Differential(RuleBasedStateMachine):
 
     @initialize(backend=st.sampled_from(BACKENDS), mapping=st.sampled_from(("4k", "2m")),
                 memory=st.sampled_from(("start-private", "start-shared")),
-                discards=st.sampled_from(DISCARDS), implicit=st.booleans())
+                discards=st.sampled_from(DISCARDS), implicit=st.booleans(),
+                injected=st.lists(faults(), max_size=4))
     def boot(self, backend: str, mapping: str, memory: str, discards: list[str],
-             implicit: bool) -> None:
+             implicit: bool, injected: list[dict]) -> None:
         self.run = make_run(REGISTRY, [], backend=backend, region=self.REGION,
                             memory_block=self.MEMORY_BLOCK, usable_extent=self.EXTENT,
                             mapping=mapping, memory=memory, discards=tuple(discards),
-                            implicit=implicit)
+                            implicit=implicit, faults=injected)
         self.ref = ReferenceRun(self.run.scenario, backend)
         self.region = parse_size(self.REGION)
         self.blocks = self.region // parse_size(self.MEMORY_BLOCK)
         self.requested = 0
         self.index = 0
         self.alive = True
-        self.where = f"{backend} {mapping} {memory} discards={discards} implicit={implicit}"
+        self.where = (f"{backend} {mapping} {memory} discards={discards} implicit={implicit} "
+                      f"faults={injected}")
         TALLY["runs"] += 1
 
     def apply(self, raw: Any) -> None:
@@ -159,6 +184,8 @@ class Differential(RuleBasedStateMachine):
             self.run.finish()
             self.ref.finish()
             assert_same(self.run, self.ref, f"{self.where}, end of run")
+            calls = self.ref.faults.calls
+            TALLY["faults fired"] += sum(calls[f.call] >= f.nth for f in self.ref.faults.faults)
 
 
 class DifferentialGiB(Differential):

@@ -392,3 +392,18 @@ def test_kdump_asks_state_once_per_device_block_of_added_memory(registry):
     run.run()
     assert run.ctx.counters["virtio_mem.state.ack"] == 64
     assert run.ctx.counters["virtio_mem.plug.ack"] == 2  # before, and after the reset
+
+
+def test_an_injected_status_only_changes_its_own_chunk(registry):
+    # 2M mapping, plug 8 MiB: the first 2M ACCEPT is made to fail
+    # (size_mismatch), so tdx_accept_memory accepts that chunk at 4K (KVM AUGs
+    # 4K pages for 4K accesses); the three chunks after it go the 2M way.
+    # (The differential test found the engine repeating the faulted chunk.)
+    faults = [{"call": "tdcall.accept", "nth": 1, "status": "size_mismatch"}]
+    run = make_run(registry, [{"plug": "8MiB"}], mapping="2m", faults=faults)
+    run.run()
+    assert counters(run, "tdcall") == {"tdcall.accept.2m.size_mismatch": 1,
+                                       "tdcall.accept.4k.ok": 512,
+                                       "tdcall.accept.2m.ok": 3}
+    assert counters(run, "host") == {"host.aug.4k": 512, "host.aug.2m": 3}
+    assert counters(run, "exit") == {"exit.ept_violation": 512 + 3}

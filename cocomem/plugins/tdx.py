@@ -209,6 +209,7 @@ class Tdx(Vendor):
         chunks = (span_end - pos) // PAGES_PER_2M
         before = Counter(self.ctx.counters)
         calls_before = self.faults.calls[f"tdcall.{op}"]
+        injected_before = self.faults.injected
         captured: list[Event] = []
         self.ctx.listeners.append(captured.append)
         first_end = pos + PAGES_PER_2M
@@ -221,7 +222,8 @@ class Tdx(Vendor):
                 done += size
         finally:
             self.ctx.listeners.remove(captured.append)
-        if done != first_end or chunks < 2:
+        if done != first_end or chunks < 2 or self.faults.injected != injected_before:
+            # a chunk that met an injected status is no pattern for the next ones
             return done - pos, True
         delta = self.ctx.counters - before
         giga = {k: v for k, v in delta.items() if k.startswith(f"tdcall.{op}.1g.")}
@@ -287,7 +289,8 @@ class Tdx(Vendor):
         """One TDVMCALL MapGPA; KVM exits to the VMM once per 2 MiB chunk."""
         injected = self.faults.take("tdvmcall.map_gpa")
         if injected and injected != "retry":
-            self.ctx.count("tdvmcall.map_gpa.error")
+            # an injected status comes without the conversion, "ok" included
+            self.ctx.count(f"tdvmcall.map_gpa.{'ok' if injected == 'ok' else 'error'}")
             self.ctx.emit("tdvmcall", start, end, op="map_gpa", to=to, status=injected)
             return injected, start
         stop = end
