@@ -72,10 +72,7 @@ def _base_classes() -> dict[str, type]:
     return {"vendor": Vendor, "backend": Backend, "check": Check, "report": Report}
 
 
-def _registrar(registry: Registry, kind: str, base: type, plugin_name: str,
-               label: str | None = None):
-    label = label or f"plugin {plugin_name!r}"
-
+def _registrar(registry: Registry, kind: str, base: type, plugin_name: str, label: str):
     def register(cls: type) -> None:
         if not (isinstance(cls, type) and issubclass(cls, base)):
             raise PluginError(f"{label} registered {cls!r} as a {kind}, "

@@ -97,6 +97,8 @@ class ReferenceRun:
         self.shared = np.zeros(n, bool)
         self.private = np.full(n, FREE, np.int8)
         self.content = np.zeros(n, np.int64)
+        # host pages backing the region; only an AUG adds one, so the peak is
+        # taken there
         self.present = self.peak = 0
         # guest
         self.sb = scenario.subblock_size // 4096
@@ -122,9 +124,6 @@ class ReferenceRun:
 
     # -- host: QEMU --------------------------------------------------------
 
-    def account(self) -> None:
-        self.present = int(self.shared.sum()) + int((self.private != FREE).sum())
-        self.peak = max(self.peak, self.present)
 
     def usable_for(self, pages: int) -> int:
         """QEMU: requested + extent, block-aligned; 0 when nothing is requested."""
@@ -179,10 +178,10 @@ class ReferenceRun:
         if "shared" in self.discards:
             gone = self.shared[s:e].copy()
             self.shared[s:e] = False
+            self.present -= int(gone.sum())
             self.content[s:e][gone & (self.attr[s:e] == SHARED)] = 0
         if "private" in self.discards:
             self.remove_private(s, e)
-        self.account()
 
     # -- host: KVM ---------------------------------------------------------
 
@@ -195,11 +194,13 @@ class ReferenceRun:
         self.count("host.remove.2m", int(np.isin(states, (P2M, M2M)).sum()) // P2M_PAGES)
         self.count("host.remove.4k", int(np.isin(states, (P4K, M4K)).sum()))
         self.content[s:e][(states != FREE) & (self.attr[s:e] == PRIVATE)] = 0
+        self.present -= int((states != FREE).sum())
         self.private[s:e] = FREE
 
     def convert(self, s: int, e: int, to: int) -> None:
         changing = self.attr[s:e] != to
         if to == PRIVATE:
+            self.present -= int((self.shared[s:e] & changing).sum())
             self.shared[s:e][changing] = False
         else:
             for rs, re_ in true_runs(changing, s):
@@ -208,7 +209,6 @@ class ReferenceRun:
         self.content[s:e][changing] = 0
         self.count(f"host.convert.{'private' if to == PRIVATE else 'shared'}",
                    int(changing.sum()))
-        self.account()
 
     def ept_violation(self, page: int, level: str) -> None:
         self.count("exit.ept_violation")
@@ -402,12 +402,8 @@ class ReferenceRun:
             return self.map_gpa(s, e, SHARED)
         return True
 
-    def unplug_failed(self, s: int, e: int) -> bool:
-        if self.backend == "callbacks":
-            return self.accept_memory(s, e)
-        if self.backend == "start-shared":
-            return self.map_gpa(s, e, PRIVATE) and self.accept_memory(s, e)
-        return True
+    # after a failed UNPLUG both designs redo what their post-plug step does
+    unplug_failed = post_plug
 
     def going_online(self, s: int, e: int) -> None:
         if self.backend == "notifier" and not self.accept_memory(s, e, tolerate=True):

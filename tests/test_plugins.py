@@ -37,23 +37,21 @@ def test_without_entry_points_nothing_is_built_in():
     assert all(not items for items in registry.items.values())
 
 
-def test_registry_has_every_builtin():
-    registry = load_registry()
+def test_registry_has_every_builtin(registry):
     assert set(registry.vendors) == {"tdx", "none"}
     assert set(registry.backends) == {"mainline", "notifier", "start-shared", "callbacks"}
     assert {"table", "email", "json"} <= set(registry.reports)
 
 
-def test_every_stable_violation_kind_has_a_check_with_its_verdict():
-    registry = load_registry()
+def test_every_stable_violation_kind_has_a_check_with_its_verdict(registry):
     declared = {}
     for check in registry.checks.values():
         declared.update(check.kinds)
     assert declared == KINDS
 
 
-def test_plugin_info_names_kind_version_and_hooks():
-    info = {row["name"]: row for row in load_registry().plugin_info()}
+def test_plugin_info_names_kind_version_and_hooks(registry):
+    info = {row["name"]: row for row in registry.plugin_info()}
     assert info["tdx"]["kinds"] == ["vendor"]
     assert info["tdx"]["hooks"] == ["register_vendors"]
     assert info["callbacks"]["provides"] == ["backend:callbacks"]

@@ -8,16 +8,10 @@ from pathlib import Path
 import pytest
 
 from cocomem.compare import compare
-from cocomem.registry import load_registry
 from cocomem.scenario import load_scenario
 
 SCENARIOS = sorted((Path(__file__).parent.parent / "scenarios").glob("*.yaml"))
 BUILTIN_BACKENDS = {"mainline", "notifier", "start-shared", "callbacks"}
-
-
-@pytest.fixture(scope="module")
-def registry():
-    return load_registry()
 
 
 def test_scenarios_are_shipped():
