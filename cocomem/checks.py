@@ -10,6 +10,8 @@ if TYPE_CHECKING:
 
 #: verdicts from best to worst; ``error`` is a backend that could not run.
 VERDICTS = ("ok", "degraded", "unsafe", "crashed", "error")
+#: the class of kinds that are the VMM's doing: reported, but no verdict on the design
+VMM = "vmm"
 
 #: the stable violation kinds (DESIGN §3.3) and the verdict each implies
 KINDS: dict[str, str] = {
@@ -22,15 +24,18 @@ KINDS: dict[str, str] = {
     "double-accept": "degraded",
     "device-broken": "degraded",
     "leak": "degraded",
-    "private-residue": "degraded",
+    "private-residue": VMM,
 }
 
 
 def verdict(kinds: set[str], known: dict[str, str] = KINDS) -> str:
-    """The worst verdict any of ``kinds`` implies; ``ok`` when there is none."""
+    """The worst verdict any of ``kinds`` implies; ``ok`` when there is none.
+    Kinds of the ``vmm`` class judge the VMM, not the design: they imply nothing."""
     worst = "ok"
     for kind in kinds:
         severity = known.get(kind, "unsafe")
+        if severity == VMM:
+            continue
         if VERDICTS.index(severity) > VERDICTS.index(worst):
             worst = severity
     return worst

@@ -32,10 +32,13 @@ from .state import (
     MB_OFFLINE_PARTIAL,
     MB_UNUSED,
     OFFLINE,
+    PAGES_PER_MAX_ORDER,
+    TAKEN,
     USED,
 )
+from .unaccepted import UnacceptedMemory
 from .units import PAGE_SIZE
-from .vendor import Vendor
+from .zone import Zone
 
 EIO, EAGAIN, ENOMEM, EBUSY, ETXTBSY, ENOSPC, EINVAL = -5, -11, -12, -16, -26, -28, -22
 # Responses as errnos; anything not listed is -ENOMEM (the kernel's default case).
@@ -56,11 +59,10 @@ EAGAIN_LOOPS = 16
 class VirtioMem:
     """The guest driver's state and algorithm for one virtio-mem device."""
 
-    def __init__(self, ctx: RunContext, scenario: Scenario, host: Host, vendor: Vendor,
-                 backend: Backend) -> None:
+    def __init__(self, ctx: RunContext, scenario: Scenario, host: Host, backend: Backend,
+                 unaccepted: UnacceptedMemory) -> None:
         self.ctx = ctx
         self.host = host
-        self.vendor = vendor
         self.backend = backend
         self.sb_pages = scenario.subblock_size // PAGE_SIZE
         self.mb_pages = scenario.guest.memory_block_size // PAGE_SIZE
@@ -68,6 +70,10 @@ class VirtioMem:
         self.nmb = host.npages // self.mb_pages
         self.sb_plugged = RunMap(host.npages, False)
         self.page = RunMap(host.npages, ABSENT)
+        self.zone = Zone(ctx, self.page, unaccepted,
+                         lazy=scenario.guest.accept_memory == "lazy")
+        #: blocks whose last online attempt a notifier refused (MEM_CANCEL_ONLINE)
+        self.online_cancelled = RunMap(self.nmb, False)
         self.mb_state = RunMap(self.nmb, MB_NONE)
         self.next_mb = 0
         self.broken = False
@@ -127,6 +133,7 @@ class VirtioMem:
                 return self.mark_broken(start, end, "unplug failure handling failed")
             return rc
         self.sb_plugged.set(start, end, False)
+        self.backend.unplugged(start, end)
         return 0
 
     # -- onlining and offlining ------------------------------------------
@@ -137,21 +144,46 @@ class VirtioMem:
         self.ctx.emit("notify", start, end, action=MEM_GOING_ONLINE)
         if not self.backend.memory_notify(MEM_GOING_ONLINE, start, end):
             self.ctx.emit("notify", start, end, action=MEM_CANCEL_ONLINE)
+            self.online_cancelled.set(mb, mb + 1, True)
             return False
-        # virtio_mem_online_page_cb: plugged ranges to the buddy, the rest fake-offline
-        for s, e, plugged in list(self.sb_plugged.runs(start, end)):
-            self.page.set(s, e, BUDDY if plugged else FAKE_OFFLINE)
+        self.online_cancelled.set(mb, mb + 1, False)
+        self.online_pages_range(start, end)
         state = self.mb_state[mb]
         self.mb_state.set(mb, mb + 1, MB_MOVABLE if state == MB_OFFLINE else MB_MOVABLE_PARTIAL)
         self.ctx.emit("notify", start, end, action=MEM_ONLINE)
         self.backend.memory_notify(MEM_ONLINE, start, end)
         return True
 
+    def online_pages_range(self, start: int, end: int) -> None:
+        """virtio_mem_online_page for each MAX_PAGE_ORDER block: a fully plugged block
+        goes to generic_online_page whole; a mixed one subblock by subblock; unplugged
+        pieces stay fake-offline."""
+        order = PAGES_PER_MAX_ORDER
+        if self.sb_pages >= order or not self.zone.unaccepted.covers:
+            for s, e, plugged in list(self.sb_plugged.runs(start, end)):
+                if plugged:
+                    self.zone.free_pages_core(s, e, order)
+                else:
+                    self.page.set(s, e, FAKE_OFFLINE)
+            return
+        for s, e, plugged in list(self.sb_plugged.runs(start, end)):
+            # whole MAX_ORDER blocks inside a run; a block cut by a run edge is mixed
+            inner_s, inner_e = -(-s // order) * order, e - e % order
+            if not plugged:
+                self.page.set(s, e, FAKE_OFFLINE)
+            elif inner_s < inner_e:
+                self.zone.free_pages_core(inner_s, inner_e, order)
+            if plugged:
+                for ps, pe in ((s, min(e, inner_s)), (max(s, inner_e), e)):
+                    if ps < pe:
+                        self.zone.free_pages_core(ps, pe, self.sb_pages)
+
     def offline_mb(self, mb: int) -> None:
-        """offline_pages(): migrate what is in use, then the notifier chain."""
+        """offline_pages(): isolate, migrate what is in use, then the notifier chain."""
         start, end = self.mb_range(mb)
         self.ctx.emit("notify", start, end, action=MEM_GOING_OFFLINE)
         self.backend.memory_notify(MEM_GOING_OFFLINE, start, end)
+        self.zone.isolate(start, end)
         self._migrate_out(start, end)
         self.page.set(start, end, OFFLINE)
         state = self.mb_state[mb]
@@ -171,23 +203,49 @@ class VirtioMem:
         start, end = self.mb_range(mb)
         self.page.set(start, end, OFFLINE)
         self.ctx.emit("add_memory", start, end)
+        self.backend.memory_added(start, end)
         self.online_mb(mb)
 
     def remove_mb(self, mb: int) -> None:
         start, end = self.mb_range(mb)
         if self.mb_state[mb] in _ONLINE:
             self.offline_mb(mb)
+        self.backend.memory_removing(start, end)
         self.page.set(start, end, ABSENT)
         self.mb_state.set(mb, mb + 1, MB_UNUSED)
+        self.online_cancelled.set(mb, mb + 1, False)
         self.ctx.emit("remove_memory", start, end)
 
     def fake_online(self, start: int, end: int) -> None:
-        self.page.set(start, end, BUDDY)
+        """virtio_mem_fake_online: never-onlined pages (PageDirty) through
+        generic_online_page, pages taken by alloc_contig_range through
+        free_contig_range; at the largest order the range's alignment allows."""
+        order = PAGES_PER_MAX_ORDER
+        while (start | (end - start)) % order:
+            order //= 2
+        # each block of 2^order pages goes by the state of its first page
+        pieces: list[list] = []
+        for s, e, state in list(self.page.runs(start, end)):
+            s = -(-s // order) * order
+            if s >= e:
+                continue
+            if pieces and pieces[-1][2] == state:
+                continue
+            if pieces:
+                pieces[-1][1] = s
+            pieces.append([s, end, state])
+        for s, e, state in pieces:
+            if state == FAKE_OFFLINE:
+                self.zone.free_pages_core(s, e, order)
+            else:
+                self.backend.fake_online(s, e)
+                self.page.set(s, e, BUDDY)
 
     def fake_offline(self, start: int, end: int) -> None:
         """virtio_mem_fake_offline: alloc_contig_range, migrating what is in use."""
+        self.zone.isolate(start, end)
         self._migrate_out(start, end)
-        self.page.set(start, end, FAKE_OFFLINE)
+        self.page.set(start, end, TAKEN)
 
     # -- plug ------------------------------------------------------------
 
@@ -320,13 +378,13 @@ class VirtioMem:
         return EBUSY if nb_sb else 0
 
     def virtio_mem_send_unplug_all_request(self) -> int:
-        if not self.backend.pre_unplug(0, self.host.npages):
-            return self.mark_broken(0, self.host.npages, "pre-unplug callback failed")
+        npages = self.host.npages
+        if not self.backend.pre_unplug_all(0, npages):
+            return self.mark_broken(0, npages, "pre-unplug-all hook failed")
         rc = _ERRNO["unplug_all"].get(self.host.unplug_all(), ENOMEM)
         if rc:
-            if not self.backend.unplug_failed(0, self.host.npages):
-                return self.mark_broken(0, self.host.npages, "unplug failure handling failed")
             return rc
+        self.backend.unplugged_all(0, npages)
         self.unplug_all_required = False
         return 0
 

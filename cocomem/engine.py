@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .checks import KINDS, verdict
+from .checks import KINDS, VMM, verdict
 from .cost import estimate_cost_us
 from .driver import VirtioMem
 from .faults import FaultPlan
@@ -16,6 +16,7 @@ from .registry import Registry
 from .run import Event, GuestCrash, RunContext
 from .scenario import LoadedScenario, Step
 from .state import ABSENT, BUDDY, PAGE_STATES, USED
+from .unaccepted import UnacceptedMemory
 from .units import PAGE_SIZE
 
 
@@ -85,6 +86,8 @@ class BackendRun:
         self.faults = FaultPlan(s.faults)
         self.host = Host(self.ctx, s, self.faults, confidential=self.vendor_cls.confidential)
         self.vendor = self.vendor_cls(self.ctx, self.host, self.faults, self.vendor_options)
+        self.unaccepted = UnacceptedMemory(self.ctx, self.host.npages, self.vendor,
+                                           covers=self.backend_cls.covers_hotplug_memory)
         self.checks = [cls(self) for cls in registry.checks.values()]
         self.kinds = dict(KINDS)
         for check in self.checks:
@@ -97,8 +100,10 @@ class BackendRun:
 
     def new_kernel(self) -> None:
         """Boot (or kexec into) a guest kernel: a fresh driver and backend."""
-        self.backend = self.backend_cls(self.ctx, self.vendor, self.backend_options)
-        self.driver = VirtioMem(self.ctx, self.scenario, self.host, self.vendor, self.backend)
+        self.backend = self.backend_cls(self.ctx, self.vendor, self.backend_options,
+                                        self.unaccepted)
+        self.driver = VirtioMem(self.ctx, self.scenario, self.host, self.backend,
+                                self.unaccepted)
 
     def _dispatch(self, event: Event) -> None:
         for check in self.checks:
@@ -148,34 +153,47 @@ class BackendRun:
         elif op == "kexec":
             self.new_kernel()
         elif op == "reboot":
-            host.reset()
-            self.new_kernel()
+            self.reset()
         elif op == "kdump":
             self.kdump()
-            host.reset()
-            self.new_kernel()
+            self.reset()
         elif op in ("offline_block", "online_block"):
             self.change_block(step.block, online=op == "online_block")
         self.driver.virtio_mem_run_wq()
 
-    def access(self, start: int, end: int) -> None:
-        """A guest access (read or write) to ``[start, end)``."""
+    def reset(self) -> None:
+        """System reset: a new TD with a new EFI table, and a new kernel."""
+        self.host.reset()
+        self.unaccepted.boot()
+        self.new_kernel()
+
+    def access(self, start: int, end: int, what: str = "writes") -> None:
+        """A guest access to ``[start, end)``."""
         self.vendor.touch(start, end)
-        self.ctx.emit("guest.access", start, end)
+        self.ctx.emit("guest.access", start, end, what=what)
 
     def use(self, npages: int | None) -> None:
-        """Allocate the lowest-addressed free pages and write them."""
+        """Order-0 allocations of the lowest-addressed free pages, each written; every
+        allocation first tops the zone up (cond_accept_memory)."""
+        todo = npages
+        while todo is None or todo > 0:
+            batch = self.driver.zone.allocations_before_top_up(todo)
+            if not batch:
+                return
+            self._allocate(batch)
+            if todo is not None:
+                todo -= batch
+
+    def _allocate(self, npages: int) -> None:
         todo = npages
         for s, e in self.driver.page.runs_where(0, self.host.npages, BUDDY):
-            if todo is not None:
-                e = min(e, s + todo)
+            e = min(e, s + todo)
             self.access(s, e)
             self.driver.page.set(s, e, USED)
             self.host.content.set(s, e, self.ctx.step + 1)
-            if todo is not None:
-                todo -= e - s
-                if not todo:
-                    break
+            todo -= e - s
+            if not todo:
+                return
 
     def free(self, npages: int | None) -> None:
         """Free the highest-addressed used pages (their data stays)."""
@@ -199,15 +217,23 @@ class BackendRun:
             self.ctx.emit("ignored", *driver.mb_range(mb), why=f"memory block is {state}")
 
     def kdump(self) -> None:
-        """The capture kernel asks STATE per device block of each added memory block,
-        then reads the plugged ones into the vmcore."""
+        """The capture kernel reads every page of added memory into the vmcore, in
+        order. pfn_is_ram asks the unaccepted-memory table first (registered first):
+        a page it calls unaccepted is not read and costs no request; for the others
+        virtio_mem_vmcore_pfn_is_ram asks STATE once per device block (it caches the
+        last block) and only plugged blocks are read."""
         driver, host = self.driver, self.host
+        block = host.block_pages
         added = driver.page.runs_where(0, host.npages, *(PAGE_STATES - {ABSENT}))
         for s, e in added:
-            self.ctx.count("virtio_mem.state.ack", (e - s) // host.block_pages)
-            self.ctx.emit("kdump.state", s, e, blocks=(e - s) // host.block_pages)
-            for ps, pe in host.plugged.runs_where(s, e, True):
-                self.access(ps, pe)
+            skipped = self.unaccepted.not_ram_in_vmcore(s, e)
+            readable = _complement(s, e, skipped)
+            blocks = _blocks_touched(readable, block)
+            self.ctx.count("virtio_mem.state.ack", blocks)
+            self.ctx.emit("kdump.state", s, e, blocks=blocks, fn="virtio_mem_vmcore_pfn_is_ram")
+            for rs, re_ in readable:
+                for ps, pe in host.plugged.runs_where(rs, re_, True):
+                    self.access(ps, pe, what="reads (vmcore)")
 
     # -- results ---------------------------------------------------------
 
@@ -217,7 +243,8 @@ class BackendRun:
         return Result(
             backend=self.backend_name,
             verdict=verdict(kinds, self.kinds),
-            violations=[v.as_dict() for v in self.ctx.violations],
+            violations=[dict(v.as_dict(), by="vmm" if self.kinds.get(v.kind) == VMM else "design")
+                        for v in self.ctx.violations],
             counters=counters,
             cost_us=round(estimate_cost_us(counters, self.vendor_cls.cost_table,
                                            self.scenario.cost), 3),
@@ -225,6 +252,27 @@ class BackendRun:
                         "end": self.host.present_pages * PAGE_SIZE},
             crashed_at=crashed_at,
         )
+
+
+def _complement(start: int, end: int, holes: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out, pos = [], start
+    for s, e in holes:
+        if pos < s:
+            out.append((pos, s))
+        pos = max(pos, e)
+    if pos < end:
+        out.append((pos, end))
+    return out
+
+
+def _blocks_touched(ranges: list[tuple[int, int]], block: int) -> int:
+    """Device blocks with at least one page in ``ranges`` (sorted, disjoint)."""
+    count, last = 0, -1
+    for s, e in ranges:
+        first, final = s // block, (e - 1) // block
+        count += final - max(first, last + 1) + 1 if final > last else 0
+        last = max(last, final)
+    return count
 
 
 def run_backend(loaded: LoadedScenario, registry: Registry, backend: str, vendor: str,

@@ -52,7 +52,12 @@ class Host:
         self.attr = RunMap(self.npages, self.start_attr)
         self.shared = RunMap(self.npages, False)
         self.private = RunMap(self.npages, FREE)
-        #: 0 for zeroes, N for data the guest wrote at step N.
+        #: True where KVM has a 4K S-EPT page table for the 2 MiB range: KVM does not
+        #: free page tables of a running TD (tdx_sept_free_private_spt), so a range
+        #: once mapped at 4K stays 4K until the TD is torn down.
+        self.pt_4k = RunMap(self.npages, False)
+        #: 0 for zeroes; N for data the guest wrote at step N - 1; -N for that data
+        #: once it left the guest (its block was unplugged), see ``departed``.
         self.content = RunMap(self.npages, 0)
         self.present_pages = 0
         self.peak_pages = 0
@@ -127,6 +132,7 @@ class Host:
             return self._respond(request, ERROR, start, end)
         self.plugged.set(start, end, plug)
         if not plug:
+            self.departed(start, end)
             self.discard(start, end)
         return self._respond(request, ACK, start, end)
 
@@ -135,10 +141,19 @@ class Host:
         injected = self.faults.take("virtio_mem.unplug_all")
         if injected:
             return self._respond("unplug_all", injected, 0, self.npages)
+        self.departed(0, self.npages)
         self.plugged.set(0, self.npages, False)
         self.discard(0, self.npages)
         self._resize_usable(can_shrink=True)
         return self._respond("unplug_all", ACK, 0, self.npages)
+
+    def departed(self, start: int, end: int) -> None:
+        """Data in ``[start, end)`` left the guest: the device took the memory back, so
+        the guest may no longer assume it holds what it wrote (a later accept that
+        keeps it hands the guest stale data)."""
+        for s, e, content in list(self.content.runs(start, end)):
+            if content > 0:
+                self.content.set(s, e, -content)
 
     def state(self, start: int, end: int) -> str:
         self.ctx.count("virtio_mem.state.ack")
@@ -167,6 +182,7 @@ class Host:
         self.attr.set(0, self.npages, self.start_attr)
         self.shared.set(0, self.npages, False)
         self.private.set(0, self.npages, FREE)
+        self.pt_4k.set(0, self.npages, False)
         self.content.set(0, self.npages, 0)
         self.present_pages = 0
         self._resize_usable(can_shrink=True)
@@ -177,10 +193,8 @@ class Host:
     def _split_2m(self, start: int, end: int) -> None:
         """Demote 2M leaves that ``[start, end)`` covers only in part."""
         for edge in (start, end):
-            base = edge - edge % PAGES_PER_2M
             if edge % PAGES_PER_2M and edge < self.npages and self.private[edge] in LEAF_2M:
-                value = self.private[edge]
-                self.private.set(base, base + PAGES_PER_2M, with_level(value, "4k"))
+                self.demote(edge)
 
     def _remove_private(self, start: int, end: int) -> None:
         """Punch guest_memfd: S-EPT REMOVE of every leaf in the range."""
@@ -237,12 +251,13 @@ class Host:
             return
         base = page - page % PAGES_PER_2M
         if (level == "2m" and self.mapping_level == "2m" and page == base
-                and base + PAGES_PER_2M <= self.npages
+                and base + PAGES_PER_2M <= self.npages and not self.pt_4k[base]
                 and self.attr.all(base, base + PAGES_PER_2M, PRIVATE)
                 and self.private.all(base, base + PAGES_PER_2M, FREE)):
             start, end, state, leaf = base, base + PAGES_PER_2M, PENDING_2M, "2m"
         else:
             start, end, state, leaf = page, page + 1, PENDING_4K, "4k"
+            self._make_pt_4k(base)
         before = self._present(start, end)
         self.private.set(start, end, state)
         self.content.set(start, end, 0)
@@ -253,7 +268,7 @@ class Host:
     def copy_uniform(self, src_start: int, src_end: int, dst_start: int, dst_end: int) -> bool:
         """Give ``[dst_start, dst_end)`` the state of ``[src_start, src_end)`` when that
         state is one value per map; False (and nothing done) otherwise."""
-        maps = (self.private, self.attr, self.shared, self.content)
+        maps = self.page_maps
         values = []
         for runmap in maps:
             runs = list(runmap.runs(src_start, src_end))
@@ -266,10 +281,20 @@ class Host:
         self._account(dst_start, dst_end, before)
         return True
 
+    @property
+    def page_maps(self) -> tuple[RunMap, ...]:
+        """Every per-page map of the host; a range uniform in all of them behaves alike."""
+        return (self.private, self.pt_4k, self.attr, self.shared, self.content)
+
+    def _make_pt_4k(self, base: int) -> None:
+        self.pt_4k.set(base, min(base + PAGES_PER_2M, self.npages), True)
+
     def demote(self, page: int) -> None:
-        """Split the 2M leaf holding ``page`` into 4K leaves of the same state."""
+        """Split the 2M leaf holding ``page`` into 4K leaves of the same state
+        (BLOCK + TRACK + DEMOTE in the huge-page series)."""
         base = page - page % PAGES_PER_2M
         self.private.set(base, base + PAGES_PER_2M, with_level(self.private[page], "4k"))
+        self._make_pt_4k(base)
         self.ctx.count("host.demote.2m")
         self.ctx.emit("host.demote", base, base + PAGES_PER_2M)
 

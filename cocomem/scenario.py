@@ -40,6 +40,9 @@ class Guest(StrictModel):
     memory_block_size: Size = 128 << 20
     #: Linux: max(device block size, pageblock size); set to model older kernels.
     subblock_size: Size | None = None
+    #: the kernel's accept_memory= parameter (lazy is its default); it matters for
+    #: memory the unaccepted-memory table covers (RFC v2's plugged-bitmap design)
+    accept_memory: Literal["lazy", "eager"] = "lazy"
 
 
 class Vmm(StrictModel):

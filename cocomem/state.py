@@ -28,10 +28,14 @@ def with_level(state: str, level: str) -> str:
 # The guest's view of a page of the device region.
 ABSENT = "absent"            # its memory block is not added to Linux
 OFFLINE = "offline"          # added, not online
-FAKE_OFFLINE = "fake-offline"  # online block, subblock not plugged (PageOffline)
+FAKE_OFFLINE = "fake-offline"  # online block, never-onlined subblock (PageOffline + PageDirty)
+TAKEN = "fake-offline/taken"   # PageOffline, taken from the allocator by alloc_contig_range
 BUDDY = "free"               # online and free in the page allocator
 USED = "used"                # allocated by the guest
-PAGE_STATES = frozenset((ABSENT, OFFLINE, FAKE_OFFLINE, BUDDY, USED))
+UNACCEPTED = "unaccepted"    # free, in a 4 MiB chunk on the zone's unaccepted list (lazy)
+PAGE_STATES = frozenset((ABSENT, OFFLINE, FAKE_OFFLINE, TAKEN, BUDDY, USED, UNACCEPTED))
+#: pages the zone manages (managed_pages): online, plugged, not fake-offline
+MANAGED = (BUDDY, USED, UNACCEPTED)
 
 # virtio-mem SBM memory block states (drivers/virtio/virtio_mem.c).
 MB_NONE = "none"             # beyond next_mb_id: never prepared
@@ -44,3 +48,5 @@ MB_MOVABLE_PARTIAL = "movable_partial"
 
 PAGES_PER_2M = 512
 PAGES_PER_1G = 512 * 512
+#: MAX_PAGE_ORDER on x86: the buddy allocator's largest block, 4 MiB
+PAGES_PER_MAX_ORDER = 1024

@@ -64,7 +64,9 @@ class Vendor:
         raise NotImplementedError
 
     def release_memory(self, start: int, end: int) -> bool:
-        """Give accepted memory back to the unaccepted state."""
+        """Give accepted memory back (TDX: ``tdx_release_memory``). True when done or
+        when the platform has nothing to do; False when it failed (memory released so
+        far is accepted again, or the guest panics)."""
         raise NotImplementedError
 
     def set_memory_encrypted(self, start: int, end: int) -> bool:
@@ -86,4 +88,10 @@ class Vendor:
     def arch_accept_memory(self, start: int, end: int, **kwargs: bool) -> None:
         """Mainline ``arch_accept_memory``: accept or panic."""
         if not self.accept_memory(start, end, **kwargs):
-            raise GuestCrash("accept-panic", start, end, "failed to accept memory")
+            raise GuestCrash("accept-panic", start, end, "arch_accept_memory: failed to accept")
+
+    def arch_unaccept_memory(self, start: int, end: int) -> None:
+        """RFC v2's ``arch_unaccept_memory``: release or panic."""
+        if not self.release_memory(start, end):
+            raise GuestCrash("accept-panic", start, end, "arch_unaccept_memory: failed to "
+                             "unaccept")

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pydantic import BaseModel, ConfigDict
 
 from cocomem.hookspecs import hookimpl
-from cocomem.run import Event
+from cocomem.run import Event, GuestCrash
 from cocomem.state import (
     FREE,
     LEAF_2M,
@@ -45,15 +45,17 @@ STATUS_CODES = {
 }
 MAP_GPA_STATUSES = ("ok", "retry", "invalid_operand", "align_error")
 
-#: Where the sources are silent (DESIGN §3.5); each is a modelling choice.
+#: Model rules where no public source decides; each is a modelling choice.
 ASSUMPTIONS = {
-    "accept-4k-in-2m-mapped": "ACCEPT at 4K inside a MAPPED 2M leaf returns ALREADY_ACCEPTED",
-    "accept-4k-in-2m-pending": "ACCEPT at 4K inside a PENDING 2M leaf exits (EPT violation); "
-                               "KVM demotes the leaf and the call is re-executed",
-    "release-not-accepted": "RELEASE of a PENDING or FREE page succeeds and changes nothing",
-    "release-4k-in-2m": "RELEASE at 4K inside a 2M leaf returns SIZE_MISMATCH",
-    "map-gpa-retry": "an injected MapGPA RETRY comes after KVM converted the first 2 MiB chunk "
-                     "(no progress when the range is one chunk)",
+    "release-not-accepted": "RELEASE of a PENDING or FREE page succeeds and changes nothing "
+                            "(no public TDX module source has TDG.MEM.PAGE.RELEASE)",
+    "release-4k-in-2m": "RELEASE at 4K inside a 2M leaf, or at 2M over a 4K S-EPT table, "
+                        "returns SIZE_MISMATCH, as ACCEPT does",
+    "map-gpa-injected": "an injected MapGPA retry or invalid_operand is the VMM's answer to the "
+                        "call's first KVM_HC_MAP_GPA_RANGE exit (EAGAIN -> RETRY with R11 at that "
+                        "chunk, EINVAL -> INVALID_OPERAND; kvm-x86 3e2dec1ede0a): one exit, "
+                        "nothing converted; align_error is KVM's own check, before any exit; "
+                        "an injected ok converts nothing",
 }
 
 _LEVELS = (("1g", PAGES_PER_1G), ("2m", PAGES_PER_2M), ("4k", 1))
@@ -130,7 +132,8 @@ class Tdx(Vendor):
                 end = page + PAGES_PER_2M
                 if state in LEAF_2M:
                     return self._accept_leaf(page, end, state, level)
-                if host.private.any(page, end, PENDING_4K, MAPPED_4K):
+                # a non-free non-leaf entry (tdg_mem_page_accept.c case 3): no exit
+                if host.pt_4k[page] or host.private.any(page, end, PENDING_4K, MAPPED_4K):
                     return self._tdcall("accept", page, level, SIZE_MISMATCH)
             else:
                 if state == MAPPED_2M:
@@ -162,7 +165,8 @@ class Tdx(Vendor):
         size = dict(_LEVELS)[level]
         state = host.private[page]
         if level == "2m":
-            if state not in LEAF_2M and host.private.any(page, page + size, PENDING_4K, MAPPED_4K):
+            if state not in LEAF_2M and (host.pt_4k[page] or host.private.any(
+                    page, page + size, PENDING_4K, MAPPED_4K)):
                 return self._tdcall("release", page, level, SIZE_MISMATCH)
         elif state in LEAF_2M:
             return self._tdcall("release", page, level, SIZE_MISMATCH)
@@ -174,20 +178,22 @@ class Tdx(Vendor):
     # -- the 1G -> 2M -> 4K walk of tdx_accept_memory --------------------
 
     def _walk(self, op: str, start: int, end: int, try_one: Callable[[int, str], str],
-              succeeded: Callable[[str], bool]) -> bool:
+              succeeded: Callable[[str], bool]) -> int:
+        """The loop of tdx_accept_memory / tdx_release_memory: where it stopped
+        (``end`` when every call succeeded)."""
         pos = start
         while pos < end:
             if pos % PAGES_PER_2M == 0 and end - pos >= 2 * PAGES_PER_2M:
                 done, ok = self._walk_chunks(op, pos, end, try_one, succeeded)
-                if not ok:
-                    return False
                 pos += done
+                if not ok:
+                    return pos
                 continue
             size = self._try_accept_one(pos, end, try_one, succeeded)
             if not size:
-                return False
+                return pos
             pos += size
-        return True
+        return pos
 
     def _try_accept_one(self, pos: int, end: int, try_one: Callable[[int, str], str],
                         succeeded: Callable[[str], bool]) -> int:
@@ -204,8 +210,7 @@ class Tdx(Vendor):
         """Do one 2 MiB chunk call by call, then repeat its effect over the identical
         chunks that follow. Returns (pages done, success)."""
         host = self.host
-        span_end = min(end, *(next(m.runs(pos, end))[1]
-                              for m in (host.private, host.attr, host.shared, host.content)))
+        span_end = min(end, *(next(m.runs(pos, end))[1] for m in host.page_maps))
         chunks = (span_end - pos) // PAGES_PER_2M
         before = Counter(self.ctx.counters)
         calls_before = self.faults.calls[f"tdcall.{op}"]
@@ -218,7 +223,7 @@ class Tdx(Vendor):
             while done < first_end:
                 size = self._try_accept_one(done, end, try_one, succeeded)
                 if not size:
-                    return 0, False
+                    return done - pos, False
                 done += size
         finally:
             self.ctx.listeners.remove(captured.append)
@@ -276,35 +281,48 @@ class Tdx(Vendor):
                 return not STATUS_CODES.get(status, 1 << 63) >> 63
             return status == OK
 
-        self.ctx.emit("accept_memory", start, end)
-        return self._walk("accept", start, end, try_one, succeeded)
+        self.ctx.emit("call", start, end, fn="tdx_accept_memory")
+        return self._walk("accept", start, end, try_one, succeeded) == end
 
     def release_memory(self, start: int, end: int) -> bool:
-        """tdx_release_memory (seed RFC patch 5): RELEASE 1G -> 2M -> 4K."""
-        self.ctx.emit("release_memory", start, end)
-        return self._walk("release", start, end, self._release_one,
-                          lambda status: status == OK)
+        """tdx_release_memory (RFC v1 patch 5; RFC v2's tdx_unaccept_memory is the same):
+        nothing to do without PAGE_RELEASE; RELEASE 1G -> 2M -> 4K; when a RELEASE
+        fails, re-accept what was released, and panic if that fails too."""
+        if not self.options.page_release:
+            self.ctx.emit("call", start, end, fn="tdx_release_memory",
+                          note="no PAGE_RELEASE: nothing to do, returns true")
+            return True
+        self.ctx.emit("call", start, end, fn="tdx_release_memory")
+        released = self._walk("release", start, end, self._release_one,
+                              lambda status: status == OK)
+        if released == end:
+            return True
+        if released > start and not self.accept_memory(start, released):
+            raise GuestCrash("accept-panic", start, released,
+                             "tdx_release_memory: failed to re-accept released memory")
+        return False
 
     def _map_gpa_call(self, start: int, end: int, to: str) -> tuple[str, int]:
-        """One TDVMCALL MapGPA; KVM exits to the VMM once per 2 MiB chunk."""
+        """One TDVMCALL MapGPA; KVM exits to the VMM once per 2 MiB chunk (tdx_map_gpa
+        in KVM). Returns the status and R11, where a RETRY resumes."""
         injected = self.faults.take("tdvmcall.map_gpa")
-        if injected and injected != "retry":
-            # an injected status comes without the conversion, "ok" included
-            self.ctx.count(f"tdvmcall.map_gpa.{'ok' if injected == 'ok' else 'error'}")
-            self.ctx.emit("tdvmcall", start, end, op="map_gpa", to=to, status=injected)
-            return injected, start
-        stop = end
-        if injected == "retry":
-            stop = start + PAGES_PER_2M if end - start > PAGES_PER_2M else start
-        chunks = -(-(stop - start) // PAGES_PER_2M)
+        if injected in ("ok", "align_error"):
+            return self._map_gpa_status(start, end, to, injected), start
+        if injected:  # the VMM's answer to the first chunk's exit
+            self._map_gpa_exit(start, min(end, start + PAGES_PER_2M), chunks=1)
+            return self._map_gpa_status(start, end, to, injected), start
+        self._map_gpa_exit(start, end, chunks=-(-(end - start) // PAGES_PER_2M))
+        self.host.convert(start, end, to)
+        return self._map_gpa_status(start, end, to, "ok"), end
+
+    def _map_gpa_exit(self, start: int, end: int, chunks: int) -> None:
         self.ctx.count("exit.map_gpa", chunks)
-        if stop > start:
-            self.ctx.emit("exit", start, stop, reason="map_gpa", chunks=chunks)
-            self.host.convert(start, stop, to)
-        status = "retry" if injected else "ok"
-        self.ctx.count(f"tdvmcall.map_gpa.{status}")
+        self.ctx.emit("exit", start, end, reason="map_gpa", chunks=chunks)
+
+    def _map_gpa_status(self, start: int, end: int, to: str, status: str) -> str:
+        self.ctx.count(f"tdvmcall.map_gpa.{status if status in ('ok', 'retry') else 'error'}")
         self.ctx.emit("tdvmcall", start, end, op="map_gpa", to=to, status=status)
-        return status, stop
+        return status
 
     def _map_gpa(self, start: int, end: int, to: str) -> bool:
         """tdx_map_gpa: retry from R11, giving up after 3 tries without progress."""
@@ -326,7 +344,11 @@ class Tdx(Vendor):
         return self._map_gpa(start, end, SHARED)
 
     def touch(self, start: int, end: int) -> None:
-        """Run the exits of the first private access that would fault (the TD dies there)."""
+        """Run the exits of the first private access that would fault (the TD dies there).
+
+        KVM's tdx_handle_ept_violation: a FREE page is added (exit + AUG), the access
+        is retried and hits a PENDING page; a PENDING-type violation is fatal (one
+        more exit, then kvm_vm_dead)."""
         host = self.host
         bad = host.private.runs_where(start, end, FREE, PENDING_4K, PENDING_2M)
         if not bad:
@@ -334,8 +356,12 @@ class Tdx(Vendor):
         page = bad[0][0]
         for _ in range(_MAX_REEXECUTIONS):
             if host.private[page] != FREE:
-                return
+                break
             host.ept_violation(page, "4k")
+        if host.private[page] in (PENDING_4K, PENDING_2M):
+            host.ctx.count("exit.ept_violation")
+            host.ctx.emit("exit", page, page + 1, reason="ept_violation",
+                          fatal="PENDING page: kvm_vm_dead")
 
     def inaccessible(self, start: int, end: int) -> list[tuple[int, int]]:
         return self.host.private.runs_where(start, end, FREE, PENDING_4K, PENDING_2M)
