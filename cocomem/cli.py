@@ -12,6 +12,8 @@ from tabulate import tabulate, tabulate_formats
 from .compare import compare, select
 from .engine import run_backend
 from .errors import CocomemError
+from .explain import format_explanation
+from .model import describe_model
 from .registry import Registry, load_registry
 from .scenario import load_scenario
 from .trace import format_event
@@ -111,7 +113,7 @@ def run_cmd(
             if line:
                 typer.echo(line)
         typer.echo("")
-    typer.echo(f"{name}: {result.verdict}")
+    typer.echo(f"{name}: {result.verdict} ({result.why})")
     for v in result.violations:
         typer.echo(f"  {v['kind']} at step {v['step']}: {v['start']:#x} size {v['size']:#x}")
     if result.error:
@@ -120,8 +122,37 @@ def run_cmd(
         typer.echo(f"  {counter} = {value}")
 
 
+@app.command("explain")
+def explain_cmd(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    backend: Annotated[str, typer.Option("--backend", "-b", help="The backend to explain.")],
+    vendor: VendorOpt = None,
+    plugin: PluginOpt = [],  # noqa: B006
+) -> None:
+    """For each violation of BACKEND on SCENARIO, the chain of events that led to it."""
+    try:
+        registry = _registry(plugin)
+        loaded = load_scenario(scenario, set(registry.vendors))
+        (name,), vendor_name = select(loaded, registry, [backend], vendor)
+        events: list = []
+        result = run_backend(loaded, registry, name, vendor_name, events)
+    except CocomemError as exc:
+        raise _fail(str(exc)) from None
+    kinds = ", ".join(dict.fromkeys(v["kind"] for v in result.violations)) or "no violations"
+    typer.echo(f"{name}: {result.verdict} ({kinds})")
+    if result.error:
+        typer.echo(f"  error: {result.error}")
+    for line in format_explanation(events, loaded.scenario.device.addr):
+        typer.echo(line)
+
+
 @app.command("plugins")
-def plugins_cmd(plugin: PluginOpt = []) -> None:  # noqa: B006
+def plugins_cmd(
+    plugin: PluginOpt = [],  # noqa: B006
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also each backend's posted "
+                                          "revision and departures, and the model's "
+                                          "assumptions.")] = False,
+) -> None:
     """List every plugin: kind, what it provides, version and hooks."""
     try:
         registry = _registry(plugin)
@@ -131,6 +162,9 @@ def plugins_cmd(plugin: PluginOpt = []) -> None:  # noqa: B006
              ", ".join(item.split(":", 1)[1] for item in p["provides"]) or "-",
              p["version"], ", ".join(p["hooks"])] for p in registry.plugin_info()]
     typer.echo(tabulate(rows, ["plugin", "kind", "provides", "version", "hooks"]))
+    if verbose:
+        typer.echo("")
+        typer.echo("\n".join(describe_model(registry)))
 
 
 def main() -> None:

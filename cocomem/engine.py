@@ -17,7 +17,7 @@ from .run import Event, GuestCrash, RunContext
 from .scenario import LoadedScenario, Step
 from .state import ABSENT, BUDDY, PAGE_STATES, USED
 from .unaccepted import UnacceptedMemory
-from .units import PAGE_SIZE
+from .units import PAGE_SIZE, format_size
 
 
 @dataclass
@@ -32,11 +32,13 @@ class Result:
     host_bytes: dict[str, int] = field(default_factory=lambda: {"peak": 0, "end": 0})
     crashed_at: int | None = None
     error: str | None = None
+    #: the violation that decided the verdict, in words
+    why: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         data = {"verdict": self.verdict, "violations": self.violations,
                 "counters": self.counters, "cost_us": self.cost_us,
-                "host_bytes": self.host_bytes}
+                "host_bytes": self.host_bytes, "why": self.why}
         if self.error:
             data["error"] = self.error
         return data
@@ -237,12 +239,23 @@ class BackendRun:
 
     # -- results ---------------------------------------------------------
 
+    def why(self, judged: str) -> str:
+        """The first violation whose kind implies the verdict, in words."""
+        for v in self.ctx.violations:
+            if self.kinds.get(v.kind, "unsafe") == judged:
+                detail = f": {v.detail}" if v.detail else ""
+                return (f"{v.kind} at step {v.step}, {v.start:#x}+"
+                        f"{format_size(v.size)}{detail}")
+        return "no violation of the design"
+
     def result(self, crashed_at: int | None) -> Result:
         kinds = {v.kind for v in self.ctx.violations}
         counters = dict(sorted(self.ctx.counters.items()))
+        judged = verdict(kinds, self.kinds)
         return Result(
             backend=self.backend_name,
-            verdict=verdict(kinds, self.kinds),
+            verdict=judged,
+            why=self.why(judged),
             violations=[dict(v.as_dict(), by="vmm" if self.kinds.get(v.kind) == VMM else "design")
                         for v in self.ctx.violations],
             counters=counters,

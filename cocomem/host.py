@@ -265,20 +265,30 @@ class Host:
         self.ctx.count(f"host.aug.{leaf}")
         self.ctx.emit("host.aug", start, end, level=leaf)
 
+    def uniform_values(self, start: int, end: int) -> tuple | None:
+        """The value of every page map over ``[start, end)``; None unless each is uniform."""
+        values = []
+        for runmap in self.page_maps:
+            run = next(runmap.runs(start, end))
+            if run[1] != end:
+                return None
+            values.append(run[2])
+        return tuple(values)
+
+    def set_uniform(self, start: int, end: int, values: tuple) -> None:
+        """Give ``[start, end)`` one value per page map (as ``uniform_values`` read them)."""
+        before = self._present(start, end)
+        for runmap, value in zip(self.page_maps, values, strict=True):
+            runmap.set(start, end, value)
+        self._account(start, end, before)
+
     def copy_uniform(self, src_start: int, src_end: int, dst_start: int, dst_end: int) -> bool:
         """Give ``[dst_start, dst_end)`` the state of ``[src_start, src_end)`` when that
         state is one value per map; False (and nothing done) otherwise."""
-        maps = self.page_maps
-        values = []
-        for runmap in maps:
-            runs = list(runmap.runs(src_start, src_end))
-            if len(runs) != 1:
-                return False
-            values.append(runs[0][2])
-        before = self._present(dst_start, dst_end)
-        for runmap, value in zip(maps, values, strict=True):
-            runmap.set(dst_start, dst_end, value)
-        self._account(dst_start, dst_end, before)
+        values = self.uniform_values(src_start, src_end)
+        if values is None:
+            return False
+        self.set_uniform(dst_start, dst_end, values)
         return True
 
     @property

@@ -87,4 +87,5 @@ class RunContext:
                 self.violations[last] = Violation(kind, self.step, old.start, old.size + size,
                                                   old.detail)
                 return
+        self.emit("violation", start, end, kind=kind, detail=detail)
         self.violations.append(Violation(kind, self.step, gpa, size, detail))

@@ -41,6 +41,8 @@ class Vendor:
     fault_calls: ClassVar[dict[str, tuple[str, ...]]] = {}
     #: counter name (fnmatch pattern) -> cost of one such event.
     cost_table: ClassVar[dict[str, CostEntry]] = {}
+    #: model rules where no public source decides: a name, and the rule
+    assumptions: ClassVar[dict[str, str]] = {}
 
     def __init__(self, ctx: RunContext, host: Host, faults: FaultPlan,
                  options: BaseModel) -> None:

@@ -1,10 +1,13 @@
 """A dense reference model: one numpy element per 4 KiB page, written as plainly
-as DESIGN §2-§3 reads, to check the run-length engine against.
+as the rules read (DESIGN §2-§3 and the docstrings of ``cocomem/unaccepted.py``,
+``cocomem/zone.py`` and the backend and vendor plugins), to check the
+run-length engine against.
 
 Nothing here is shared with ``cocomem``'s engine except the scenario model
-and the state names: the host, the TDX module, the virtio-mem driver, the
-four backends and the checks are written again, call by call, page by page.
-Scope: TDX with PAGE_RELEASE; faults as the scenario injects them.
+and the state names: the host, the TDX module, the EFI unaccepted-memory
+table, the zone's lazy-accept list, the virtio-mem driver, the five backends
+and the checks are written again, call by call, page by page.
+Scope: TDX (with or without PAGE_RELEASE); faults as the scenario injects them.
 """
 
 from __future__ import annotations
@@ -32,17 +35,37 @@ TO_4K = {FREE: FREE, P4K: P4K, P2M: P4K, M4K: M4K, M2M: M4K}
 PRIVATE, SHARED = 0, 1
 ATTR_CODES = {"private": PRIVATE, "shared": SHARED}
 # the guest's view of a page
-ABSENT, OFFLINE, FAKE_OFFLINE, BUDDY, USED = range(5)
+ABSENT, OFFLINE, FAKE_OFFLINE, TAKEN, BUDDY, USED, UNACCEPTED = range(7)
 PAGE_CODES = {"absent": ABSENT, "offline": OFFLINE, "fake-offline": FAKE_OFFLINE,
-              "free": BUDDY, "used": USED}
+              "fake-offline/taken": TAKEN, "free": BUDDY, "used": USED,
+              "unaccepted": UNACCEPTED}
+#: pages the zone manages (managed_pages)
+MANAGED = (BUDDY, USED, UNACCEPTED)
 
 P2M_PAGES = 512
 P1G_PAGES = 512 * 512
 LEVEL_PAGES = {"1g": P1G_PAGES, "2m": P2M_PAGES, "4k": 1}
+#: EFI_UNACCEPTED_UNIT_SIZE (PMD_SIZE on x86)
+UNIT = 512
+#: MAX_PAGE_ORDER: the buddy allocator's largest block, the lazy-accept chunk
+CHUNK = 1024
 KINDS = ("access-unaccepted", "accept-panic", "stale-assumed-zero", "accept-unbacked",
          "use-after-unplug", "state-mismatch", "double-accept", "device-broken", "leak",
          "private-residue")
 EIO, EAGAIN, ENOMEM, EBUSY, EINVAL, ETXTBSY, ENOSPC = -5, -11, -12, -16, -22, -26, -28
+
+
+def promo_wmark_pages(managed: int) -> int:
+    """The promo watermark of a ZONE_MOVABLE of ``managed`` pages, the guest having
+    1 GiB of boot memory (lowmem 262144 pages, min_free_kbytes 4096: pages_min 1024)
+    and watermark_scale_factor 10 (__setup_per_zone_wmarks)."""
+    if managed == 0:
+        return 0
+    wmark_min = max(32, managed // 1024)        # SWAP_CLUSTER_MAX at least
+    wmark_min = min(wmark_min, 128)             # ... and 128 at most
+    tmp = 1024 * managed // 262144              # pages_min * managed / lowmem
+    tmp = max(tmp // 4, managed * 10 // 10000)
+    return wmark_min + 3 * tmp
 
 
 class Faults:
@@ -90,20 +113,33 @@ class ReferenceRun:
         self.implicit = vmm.implicit_conversion
         self.requested = self.usable = 0
         self.faults = Faults(scenario.faults)
+        self.page_release = scenario.vendor_options.get("tdx", {}).get("page_release", True)
+        self.ignore_already_accepted = scenario.backend_options.get("notifier", {}).get(
+            "ignore_already_accepted", True)
         # host
         self.plugged = np.zeros(n, bool)
         self.start_attr = PRIVATE if vmm.memory == "start-private" else SHARED
         self.attr = np.full(n, self.start_attr, np.int8)
         self.shared = np.zeros(n, bool)
         self.private = np.full(n, FREE, np.int8)
+        # KVM's 4K S-EPT page tables: per 2 MiB range, set on each of its pages
+        self.pt_4k = np.zeros(n, bool)
+        # 0: zeroes; N > 0: written at step N - 1; -N: that data, unplugged since
         self.content = np.zeros(n, np.int64)
         # host pages backing the region; only an AUG adds one, so the peak is
         # taken there
         self.present = self.peak = 0
+        # the EFI unaccepted-memory table (one bit per 2 MiB unit, kept here per
+        # page) and RFC v2's plugged bitmap; only plugged-bitmap extends it over
+        # the device region. It survives kexec; a reboot brings a new one.
+        self.covers = backend == "plugged-bitmap"
+        self.unaccepted = np.full(n, self.covers, bool)
+        self.plugged_bits = np.zeros(n, bool)
         # guest
         self.sb = scenario.subblock_size // 4096
         self.mb = scenario.guest.memory_block_size // 4096
         self.sbs_per_mb = self.mb // self.sb
+        self.lazy = scenario.guest.accept_memory == "lazy"
         self.new_kernel()
         # results
         self.counters: Counter[str] = Counter()
@@ -124,7 +160,6 @@ class ReferenceRun:
 
     # -- host: QEMU --------------------------------------------------------
 
-
     def usable_for(self, pages: int) -> int:
         """QEMU: requested + extent, block-aligned; 0 when nothing is requested."""
         return -(-min(self.n, pages + self.extent) // self.block) * self.block if pages else 0
@@ -135,20 +170,30 @@ class ReferenceRun:
         self.usable = max(self.usable, self.usable_for(pages))
 
     def reset(self) -> None:
-        """System reset: a new TD, the device unplugged, the usable region recomputed."""
+        """System reset: a new TD (no page tables), the device unplugged, the usable
+        region recomputed, and a new EFI table from the firmware."""
         self.plugged[:] = False
         self.attr[:] = self.start_attr
         self.shared[:] = False
         self.private[:] = FREE
+        self.pt_4k[:] = False
         self.content[:] = 0
         self.present = 0
         self.usable = self.usable_for(self.requested)
+        self.unaccepted[:] = self.covers
+        self.plugged_bits[:] = False
+
+    def departed(self, s: int, e: int) -> None:
+        """The device took [s, e) back: what the guest wrote there left it."""
+        content = self.content[s:e]
+        content[content > 0] *= -1
 
     def unplug_all(self) -> str:
         injected = self.faults.take("virtio_mem.unplug_all")
         if injected:
             self.count(f"virtio_mem.unplug_all.{injected}")
             return injected
+        self.departed(0, self.n)
         self.plugged[:] = False
         self.discard(0, self.n)
         self.usable = self.usable_for(self.requested)
@@ -170,6 +215,7 @@ class ReferenceRun:
             response = "ack"
             self.plugged[s:e] = plug
             if not plug:
+                self.departed(s, e)
                 self.discard(s, e)
         self.count(f"virtio_mem.{kind}.{response}")
         return response
@@ -185,11 +231,17 @@ class ReferenceRun:
 
     # -- host: KVM ---------------------------------------------------------
 
+    def demote(self, page: int) -> None:
+        """Split the 2M leaf holding ``page``; its range keeps a 4K page table."""
+        base = page - page % P2M_PAGES
+        self.private[base:base + P2M_PAGES] = TO_4K[int(self.private[page])]
+        self.pt_4k[base:base + P2M_PAGES] = True
+        self.count("host.demote.2m")
+
     def remove_private(self, s: int, e: int) -> None:
         for edge in (s, e):
             if edge % P2M_PAGES and edge < self.n and self.private[edge] in (P2M, M2M):
-                base = edge - edge % P2M_PAGES
-                self.private[base:base + P2M_PAGES] = TO_4K[int(self.private[edge])]
+                self.demote(edge)
         states = self.private[s:e]
         self.count("host.remove.2m", int(np.isin(states, (P2M, M2M)).sum()) // P2M_PAGES)
         self.count("host.remove.4k", int(np.isin(states, (P4K, M4K)).sum()))
@@ -223,7 +275,8 @@ class ReferenceRun:
         base = page - page % P2M_PAGES
         whole = slice(base, base + P2M_PAGES)
         if (level == "2m" and self.mapping == "2m" and page == base
-                and base + P2M_PAGES <= self.n and (self.attr[whole] == PRIVATE).all()
+                and base + P2M_PAGES <= self.n and not self.pt_4k[base]
+                and (self.attr[whole] == PRIVATE).all()
                 and (self.private[whole] == FREE).all()):
             self.private[whole] = P2M
             self.content[whole] = 0
@@ -231,6 +284,7 @@ class ReferenceRun:
             self.present += P2M_PAGES
         else:
             self.private[page] = P4K
+            self.pt_4k[whole] = True
             self.content[page] = 0
             self.count("host.aug.4k")
             self.present += 1
@@ -258,16 +312,15 @@ class ReferenceRun:
                     self.private[leaf] = M2M
                     self.content[leaf] = 0
                     return self.tdcall("accept", level, "ok")
-                if np.isin(self.private[leaf], (P4K, M4K)).any():
+                # a 4K page table there: size mismatch, no exit
+                if self.pt_4k[page] or np.isin(self.private[leaf], (P4K, M4K)).any():
                     return self.tdcall("accept", level, "size_mismatch")
             else:
                 if state == M2M or state == M4K:
                     return self.tdcall("accept", level, "already_accepted")
                 if state == P2M:
                     self.count("exit.ept_violation")
-                    self.count("host.demote.2m")
-                    base = page - page % P2M_PAGES
-                    self.private[base:base + P2M_PAGES] = P4K
+                    self.demote(page)
                     continue
                 if state == P4K:
                     self.private[page] = M4K
@@ -285,8 +338,8 @@ class ReferenceRun:
         size = LEVEL_PAGES[level]
         state = int(self.private[page])
         is_2m_leaf = state in (P2M, M2M)
-        if level == "2m" and not is_2m_leaf and np.isin(self.private[page:page + size],
-                                                        (P4K, M4K)).any():
+        if level == "2m" and not is_2m_leaf and (
+                self.pt_4k[page] or np.isin(self.private[page:page + size], (P4K, M4K)).any()):
             return self.tdcall("release", level, "size_mismatch")
         if level == "4k" and is_2m_leaf:
             return self.tdcall("release", level, "size_mismatch")
@@ -295,8 +348,9 @@ class ReferenceRun:
             self.content[page:page + size] = 0
         return self.tdcall("release", level, "ok")
 
-    def walk(self, start: int, end: int, try_one, succeeded) -> bool:
-        """tdx_accept_memory: at each address try 1G, then 2M, then 4K."""
+    def walk(self, start: int, end: int, try_one, succeeded) -> int:
+        """tdx_accept_memory: at each address try 1G, then 2M, then 4K; returns
+        where it stopped (``end`` when all went well)."""
         pos = start
         while pos < end:
             for level in ("1g", "2m", "4k"):
@@ -307,8 +361,8 @@ class ReferenceRun:
                     pos += size
                     break
             else:
-                return False
-        return True
+                return pos
+        return pos
 
     def accept_memory(self, start: int, end: int, tolerate: bool = False) -> bool:
         def try_one(page: int, level: str) -> str:
@@ -317,7 +371,7 @@ class ReferenceRun:
             if status == "already_accepted":
                 self.violation("double-accept", s, e)
                 if tolerate:
-                    self.violation_where("stale-assumed-zero", self.content[s:e] != 0, s)
+                    self.violation_where("stale-assumed-zero", self.content[s:e] < 0, s)
             if (status == "ok" or (tolerate and status == "already_accepted")) and not (
                     self.plugged[s:e].all()):
                 self.violation_where("accept-unbacked", ~self.plugged[s:e], s)
@@ -326,45 +380,154 @@ class ReferenceRun:
         def succeeded(status: str) -> bool:
             return status == "ok" or (tolerate and status == "already_accepted")
 
-        return self.walk(start, end, try_one, succeeded)
+        return self.walk(start, end, try_one, succeeded) == end
 
     def release_memory(self, start: int, end: int) -> bool:
-        return self.walk(start, end, self.release_one, lambda status: status == "ok")
+        """tdx_release_memory: true at once without PAGE_RELEASE; when a RELEASE fails,
+        re-accept what was released (panic if that fails) and return false."""
+        if not self.page_release:
+            return True
+        released = self.walk(start, end, self.release_one, lambda status: status == "ok")
+        if released == end:
+            return True
+        if released > start and not self.accept_memory(start, released):
+            raise Crash("accept-panic", start, released)
+        return False
+
+    def arch_accept_memory(self, start: int, end: int) -> None:
+        if not self.accept_memory(start, end):
+            raise Crash("accept-panic", start, end)
+
+    def arch_unaccept_memory(self, start: int, end: int) -> None:
+        if not self.release_memory(start, end):
+            raise Crash("accept-panic", start, end)
 
     def map_gpa(self, start: int, end: int, to: int) -> bool:
-        """tdx_map_gpa: KVM exits once per 2 MiB chunk; on RETRY the call is issued
-        again from where the host stopped, up to 3 times without progress."""
+        """tdx_map_gpa. KVM exits once per 2 MiB chunk. An injected status: ok and
+        align_error come without an exit and convert nothing; retry and
+        invalid_operand answer the first chunk's exit (one exit, nothing converted,
+        R11 = start). The guest gives up after 3 retries without progress."""
         retries = 0
         while retries < 3:
             injected = self.faults.take("tdvmcall.map_gpa")
-            if injected not in (None, "retry"):
-                self.count(f"tdvmcall.map_gpa.{'ok' if injected == 'ok' else 'error'}")
-                return injected == "ok"
-            stop = end
-            if injected == "retry":
-                stop = start + P2M_PAGES if end - start > P2M_PAGES else start
-            if stop > start:
-                self.count("exit.map_gpa", -(-(stop - start) // P2M_PAGES))
-                self.convert(start, stop, to)
-            if injected is None:
+            if injected == "ok":
                 self.count("tdvmcall.map_gpa.ok")
                 return True
-            self.count("tdvmcall.map_gpa.retry")
-            if stop == start:
-                retries += 1
-            else:
-                start, retries = stop, 0
+            if injected == "align_error":
+                self.count("tdvmcall.map_gpa.error")
+                return False
+            if injected is not None:
+                self.count("exit.map_gpa")
+                if injected != "retry":
+                    self.count("tdvmcall.map_gpa.error")
+                    return False
+                self.count("tdvmcall.map_gpa.retry")
+                retries += 1  # R11 = start: no progress
+                continue
+            self.count("exit.map_gpa", -(-(end - start) // P2M_PAGES))
+            self.convert(start, end, to)
+            self.count("tdvmcall.map_gpa.ok")
+            return True
         return False
 
     def touch(self, start: int, end: int) -> None:
+        """The first private access that faults: a FREE page is AUGed (exit) and the
+        access retried; a PENDING page is one more, fatal, exit."""
         bad = np.flatnonzero(np.isin(self.private[start:end], (FREE, P4K, P2M)))
         if not len(bad):
             return
         page = start + int(bad[0])
         for _ in range(4):
             if self.private[page] != FREE:
-                return
+                break
             self.ept_violation(page, "4k")
+        if self.private[page] in (P4K, P2M):
+            self.count("exit.ept_violation")
+
+    # -- the EFI unaccepted-memory table ---------------------------------------
+
+    def units(self, start: int, end: int) -> tuple[int, int]:
+        return start - start % UNIT, min(self.n, -(-end // UNIT) * UNIT)
+
+    def with_guard(self, start: int, end: int) -> tuple[int, int]:
+        """A range ending on a unit boundary takes the next unit too."""
+        return self.units(start, end + UNIT if end % UNIT == 0 else end)
+
+    def table_pending(self) -> np.ndarray:
+        """Pages of plugged and unaccepted units."""
+        return self.unaccepted & self.plugged_bits
+
+    def range_contains_unaccepted_memory(self, start: int, end: int) -> bool:
+        if not self.covers:
+            return False
+        s, e = self.with_guard(start, end)
+        return bool(self.table_pending()[s:e].any())
+
+    def table_accept_memory(self, start: int, end: int) -> None:
+        """accept_memory(): arch_accept_memory on each run of plugged and unaccepted
+        units of the range and its guard unit, then their bits cleared."""
+        if not self.covers:
+            return
+        s, e = self.with_guard(start, end)
+        for rs, re_ in true_runs(self.table_pending()[s:e], s):
+            self.arch_accept_memory(rs, re_)
+            self.unaccepted[rs:re_] = False
+
+    def table_unaccept_memory(self, start: int, end: int) -> None:
+        """RFC v2 unaccept_memory(): arch_unaccept_memory on each run of plugged and
+        accepted units, then their bits set. 2 MiB-aligned ranges only, no guard."""
+        if not self.covers or start % UNIT or end % UNIT or end > self.n:
+            return
+        for rs, re_ in true_runs(~self.unaccepted[start:end] & self.plugged_bits[start:end],
+                                 start):
+            self.arch_unaccept_memory(rs, re_)
+            self.unaccepted[rs:re_] = True
+
+    def set_plugged_bits(self, start: int, end: int, plugged: bool) -> None:
+        if self.covers:
+            s, e = self.units(start, end)
+            self.plugged_bits[s:e] = plugged
+
+    # -- the zone (page allocator) -----------------------------------------------
+
+    def free_pages_core(self, start: int, end: int, order_pages: int) -> None:
+        """__free_pages_core for each block of ``order_pages`` pages: a block with
+        unaccepted memory (guard included) goes on the lazy list when it is a whole
+        MAX_ORDER chunk and accept_memory=lazy, or is accepted now; then the buddy."""
+        for b in range(start, end, order_pages):
+            e = b + order_pages
+            if not self.range_contains_unaccepted_memory(b, e):
+                self.page[b:e] = BUDDY
+            elif self.lazy and order_pages == CHUNK:
+                self.page[b:e] = UNACCEPTED
+                self.deferred.append(b)
+            else:
+                self.table_accept_memory(b, e)
+                self.page[b:e] = BUDDY
+
+    def accept_chunk(self, chunk: int) -> None:
+        """__accept_page: accept_memory over the chunk, then to the buddy."""
+        self.table_accept_memory(chunk, chunk + CHUNK)
+        self.page[chunk:chunk + CHUNK] = BUDDY
+
+    def watermark(self) -> int:
+        return promo_wmark_pages(int(np.isin(self.page, MANAGED).sum()))
+
+    def cond_accept_memory(self) -> None:
+        if not self.deferred:
+            return
+        wmark = self.watermark()
+        to_accept = wmark - int((self.page == BUDDY).sum()) if wmark else 1
+        while to_accept > 0 and self.deferred:
+            self.accept_chunk(self.deferred.pop(0))
+            to_accept -= CHUNK
+
+    def isolate(self, start: int, end: int) -> None:
+        """Page isolation accepts every listed chunk that overlaps the range."""
+        touched = [c for c in self.deferred if c < end and c + CHUNK > start]
+        self.deferred = [c for c in self.deferred if not (c < end and c + CHUNK > start)]
+        for chunk in touched:
+            self.accept_chunk(chunk)
 
     # -- guest kernels ---------------------------------------------------------
 
@@ -373,18 +536,29 @@ class ReferenceRun:
         device has memory plugged (virtio_mem_probe: unplug_all_required)."""
         self.sb_plugged = np.zeros(self.n, bool)
         self.page = np.full(self.n, ABSENT, np.int8)
+        self.deferred: list[int] = []
         self.mb_state = [MB_NONE] * (self.n // self.mb)
+        self.online_cancelled = np.zeros(self.n // self.mb, bool)
         self.next_mb = 0
         self.broken = False
         self.unplug_all_required = bool(self.plugged.any())
 
     def kdump(self) -> None:
-        """The capture kernel reads every plugged page of the added memory blocks,
-        asking STATE once per device block."""
+        """The capture kernel reads every page of the added memory blocks, in order.
+        A page the unaccepted table calls unaccepted is skipped (a page is, when its
+        unit, or for the last page of a unit the next unit, is plugged and
+        unaccepted); for the others STATE is asked once per device block (the last
+        block asked is remembered); plugged pages are read."""
+        pending = self.table_pending() if self.covers else np.zeros(self.n, bool)
+        not_ram = pending.copy()
+        not_ram[:-1] |= pending[1:]
         for s, e in true_runs(self.page != ABSENT):
-            self.count("virtio_mem.state.ack", (e - s) // self.block)
-            for ps, pe in true_runs(self.plugged[s:e], s):
-                self.access(ps, pe)
+            readable = ~not_ram[s:e]
+            blocks = (s + np.flatnonzero(readable)) // self.block
+            self.count("virtio_mem.state.ack", len(np.unique(blocks)))
+            for rs, re_ in true_runs(readable, s):
+                for ps, pe in true_runs(self.plugged[rs:re_], rs):
+                    self.access(ps, pe)
 
     # -- backends ----------------------------------------------------------
 
@@ -393,6 +567,7 @@ class ReferenceRun:
             return self.accept_memory(s, e)
         if self.backend == "start-shared":
             return self.map_gpa(s, e, PRIVATE) and self.accept_memory(s, e)
+        self.set_plugged_bits(s, e, True)
         return True
 
     def pre_unplug(self, s: int, e: int) -> bool:
@@ -400,14 +575,42 @@ class ReferenceRun:
             return self.release_memory(s, e)
         if self.backend == "start-shared":
             return self.map_gpa(s, e, SHARED)
+        self.table_unaccept_memory(s, e)
         return True
 
-    # after a failed UNPLUG both designs redo what their post-plug step does
-    unplug_failed = post_plug
+    def unplug_failed(self, s: int, e: int) -> bool:
+        # both RFC designs redo what their post-plug step does
+        if self.backend == "callbacks":
+            return self.accept_memory(s, e)
+        if self.backend == "start-shared":
+            return self.map_gpa(s, e, PRIVATE) and self.accept_memory(s, e)
+        return True
 
-    def going_online(self, s: int, e: int) -> None:
-        if self.backend == "notifier" and not self.accept_memory(s, e, tolerate=True):
-            raise Crash("accept-panic", s, e)
+    def unplugged(self, s: int, e: int) -> None:
+        self.set_plugged_bits(s, e, False)
+
+    def pre_unplug_all(self) -> bool:
+        self.table_unaccept_memory(0, self.n)
+        return True
+
+    def unplugged_all(self) -> None:
+        self.set_plugged_bits(0, self.n, False)
+
+    def memory_added(self, s: int, e: int) -> None:
+        self.set_plugged_bits(s, e, True)
+
+    def memory_removing(self, s: int, e: int) -> None:
+        self.table_unaccept_memory(s, e)
+        self.set_plugged_bits(s, e, False)
+
+    def backend_fake_online(self, s: int, e: int) -> None:
+        self.table_accept_memory(s, e)
+
+    def going_online(self, s: int, e: int) -> bool:
+        """MEM_GOING_ONLINE; False is NOTIFY_BAD."""
+        if self.backend == "notifier":
+            return self.accept_memory(s, e, tolerate=self.ignore_already_accepted)
+        return True
 
     # -- the virtio-mem driver ---------------------------------------------
 
@@ -452,23 +655,70 @@ class ReferenceRun:
                 return self.mark_broken(s, e)
             return {"busy": ETXTBSY, "error": EINVAL}.get(response, ENOMEM)
         self.sb_plugged[s:e] = False
+        self.unplugged(s, e)
         return 0
 
     def online(self, mb: int) -> None:
         pages = self.mb_pages(mb)
-        self.going_online(pages.start, pages.stop)
-        self.page[pages] = np.where(self.sb_plugged[pages], BUDDY, FAKE_OFFLINE)
+        if not self.going_online(pages.start, pages.stop):
+            # NOTIFY_BAD: MEM_CANCEL_ONLINE, the block stays offline
+            self.online_cancelled[mb] = True
+            return
+        self.online_cancelled[mb] = False
+        self.online_pages_range(pages.start, pages.stop)
         self.mb_state[mb] = MB_MOVABLE if self.mb_state[mb] == MB_OFFLINE else MB_MOVABLE_PARTIAL
 
+    def online_pages_range(self, start: int, end: int) -> None:
+        """online_pages_range calls virtio_mem_online_page once per MAX_ORDER chunk,
+        in address order: a fully plugged chunk goes to generic_online_page whole,
+        an unplugged one stays fake-offline, a mixed one goes subblock by subblock."""
+        for c in range(start, end, CHUNK):
+            plugged = self.sb_plugged[c:c + CHUNK]
+            if plugged.all():
+                self.free_pages_core(c, c + CHUNK, CHUNK)
+            elif not plugged.any():
+                self.page[c:c + CHUNK] = FAKE_OFFLINE
+            else:
+                for s in range(c, c + CHUNK, self.sb):
+                    if self.sb_plugged[s]:
+                        self.free_pages_core(s, s + self.sb, self.sb)
+                    else:
+                        self.page[s:s + self.sb] = FAKE_OFFLINE
+
     def offline(self, mb: int) -> None:
-        self.page[self.mb_pages(mb)] = OFFLINE
+        pages = self.mb_pages(mb)
+        self.isolate(pages.start, pages.stop)
+        self.page[pages] = OFFLINE
         self.mb_state[mb] = MB_OFFLINE if self.mb_state[mb] == MB_MOVABLE else MB_OFFLINE_PARTIAL
 
     def remove(self, mb: int) -> None:
         if self.mb_state[mb] in (MB_MOVABLE, MB_MOVABLE_PARTIAL):
             self.offline(mb)
-        self.page[self.mb_pages(mb)] = ABSENT
+        pages = self.mb_pages(mb)
+        self.memory_removing(pages.start, pages.stop)
+        self.page[pages] = ABSENT
         self.mb_state[mb] = MB_UNUSED
+        self.online_cancelled[mb] = False
+
+    def fake_online(self, s: int, e: int) -> None:
+        """virtio_mem_fake_online: blocks of the largest order the range's alignment
+        allows; a never-onlined block (PageDirty) goes through generic_online_page,
+        a block taken by alloc_contig_range through the backend's hook and
+        free_contig_range."""
+        order = CHUNK
+        while s % order or (e - s) % order:
+            order //= 2
+        for b in range(s, e, order):
+            if self.page[b] == FAKE_OFFLINE:
+                self.free_pages_core(b, b + order, order)
+            else:
+                self.backend_fake_online(b, b + order)
+                self.page[b:b + order] = BUDDY
+
+    def fake_offline(self, s: int, e: int) -> None:
+        """virtio_mem_fake_offline: alloc_contig_range (isolation first)."""
+        self.isolate(s, e)
+        self.page[s:e] = TAKEN
 
     def all_plugged(self, mb: int) -> bool:
         return bool(self.sb_plugged[self.mb_pages(mb)].all())
@@ -491,8 +741,7 @@ class ReferenceRun:
                 return rc, nb
             nb -= count
             if old != MB_OFFLINE_PARTIAL:
-                s, e = self.sb_range(mb, sb, count)
-                self.page[s:e] = BUDDY
+                self.fake_online(*self.sb_range(mb, sb, count))
         if self.all_plugged(mb):
             self.mb_state[mb] = MB_MOVABLE if old == MB_MOVABLE_PARTIAL else MB_OFFLINE
         return 0, nb
@@ -503,7 +752,9 @@ class ReferenceRun:
         if rc:
             return rc, nb
         self.mb_state[mb] = MB_OFFLINE if count == self.sbs_per_mb else MB_OFFLINE_PARTIAL
-        self.page[self.mb_pages(mb)] = OFFLINE
+        pages = self.mb_pages(mb)
+        self.page[pages] = OFFLINE
+        self.memory_added(pages.start, pages.stop)
         self.online(mb)
         return 0, nb - count
 
@@ -558,10 +809,10 @@ class ReferenceRun:
 
     def unplug_sb_online(self, mb: int, sb: int, count: int) -> int:
         s, e = self.sb_range(mb, sb, count)
-        self.page[s:e] = FAKE_OFFLINE
+        self.fake_offline(s, e)
         rc = self.unplug_sb(mb, sb, count)
         if rc:
-            self.page[s:e] = BUDDY
+            self.fake_online(s, e)
             return rc
         if self.mb_state[mb] == MB_MOVABLE:
             self.mb_state[mb] = MB_MOVABLE_PARTIAL
@@ -605,13 +856,14 @@ class ReferenceRun:
         return EBUSY if nb else 0
 
     def send_unplug_all(self) -> int:
-        if not self.pre_unplug(0, self.n):
+        """UNPLUG_ALL: only the pre_unplug_all/unplugged_all hooks, nothing to redo
+        when the device does not ACK."""
+        if not self.pre_unplug_all():
             return self.mark_broken(0, self.n)
         response = self.unplug_all()
         if response != "ack":
-            if not self.unplug_failed(0, self.n):
-                return self.mark_broken(0, self.n)
             return ETXTBSY if response == "busy" else ENOMEM
+        self.unplugged_all()
         self.unplug_all_required = False
         return 0
 
@@ -661,17 +913,29 @@ class ReferenceRun:
         self.violation_where("use-after-unplug", ~self.plugged[s:e], s)
 
     def use(self, npages: int | None) -> None:
+        """Order-0 allocations of the lowest free pages, each written. Each allocation
+        first calls cond_accept_memory; the writes between two top-ups are one access
+        per run of pages."""
         todo = npages
-        for s, e in true_runs(self.page == BUDDY):
+        while todo is None or todo > 0:
+            self.cond_accept_memory()
+            free = np.flatnonzero(self.page == BUDDY)
+            if not len(free):
+                return
+            # this allocation, and those after it while the free accepted pages stay
+            # at or above the watermark (cond_accept_memory does nothing then)
+            batch = len(free)
+            if self.deferred:
+                batch = max(1, len(free) - self.watermark() + 1)
             if todo is not None:
-                e = min(e, s + todo)
-            self.access(s, e)
-            self.page[s:e] = USED
-            self.content[s:e] = self.step_index + 1
-            if todo is not None:
-                todo -= e - s
-                if not todo:
-                    return
+                batch = min(batch, todo)
+                todo -= batch
+            taken = np.zeros(self.n, bool)
+            taken[free[:batch]] = True
+            for s, e in true_runs(taken):
+                self.access(s, e)
+                self.page[s:e] = USED
+                self.content[s:e] = self.step_index + 1
 
     def free(self, npages: int | None) -> None:
         todo = npages
@@ -731,7 +995,11 @@ class ReferenceRun:
 
     def finish(self) -> None:
         if self.broken:
-            self.violation_where("leak", self.plugged & ~np.isin(self.page, (BUDDY, USED)))
+            self.violation_where("leak", self.plugged & ~np.isin(self.page, MANAGED))
+        else:
+            for mb in np.flatnonzero(self.online_cancelled):
+                pages = self.mb_pages(int(mb))
+                self.violation_where("leak", self.plugged[pages], pages.start)
         self.violation_where("private-residue", ~self.plugged & (self.private != FREE))
 
 

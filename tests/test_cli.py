@@ -18,10 +18,10 @@ from cocomem.cli import app
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = "scenarios/half-plugged-block.yaml"  # relative: it appears in reproduce commands
-BACKENDS = ["mainline", "notifier", "start-shared", "callbacks"]
+BACKENDS = ["mainline", "notifier", "start-shared", "callbacks", "plugged-bitmap"]
 #: the verdicts half-plugged-block.yaml pins for each built-in backend
 VERDICTS = {"mainline": "crashed", "notifier": "unsafe", "start-shared": "ok",
-            "callbacks": "ok"}
+            "callbacks": "ok", "plugged-bitmap": "unsafe"}
 COCOMEM = Path(sys.executable).parent / "cocomem"
 
 
@@ -62,7 +62,7 @@ def test_compare_table_lists_all_four_backends_with_verdicts():
     for name, verdict in VERDICTS.items():
         assert table[name][1] == verdict
     assert table["mainline"][2] == "access-unaccepted"
-    assert table["notifier"][2:4] == ["accept-unbacked,", "private-residue"]
+    assert table["notifier"][2:5] == ["accept-unbacked,", "private-residue", "(vmm)"]
     assert table["callbacks"][2] == "-"
 
 
@@ -78,7 +78,7 @@ def test_compare_email_fits_72_columns_and_says_how_to_reproduce():
     table = rows(result.stdout)
     assert list(table) == BACKENDS
     assert {name: cells[1] for name, cells in table.items()} == VERDICTS
-    assert "  mainline: access-unaccepted @1: 0x100000000 +64.0M" in lines
+    assert "  mainline: access-unaccepted @1: 0x100000000 +4.0K" in lines
 
 
 def test_compare_email_reproduce_command_keeps_the_options():
@@ -102,10 +102,12 @@ def test_compare_json_has_exactly_the_design_shape():
     assert data["vendor"] == "tdx"
     assert list(data["results"]) == BACKENDS
     for name, r in data["results"].items():
-        assert set(r) == {"verdict", "violations", "counters", "cost_us", "host_bytes"}, name
+        assert set(r) == {"verdict", "violations", "counters", "cost_us", "host_bytes",
+                          "why"}, name
         assert r["verdict"] == VERDICTS[name]
         for v in r["violations"]:
-            assert set(v) == {"kind", "step", "start", "size"}
+            assert set(v) == {"kind", "step", "start", "size", "by"}
+            assert v["by"] == ("vmm" if v["kind"] == "private-residue" else "design")
             assert isinstance(v["kind"], str)
             assert all(type(v[k]) is int for k in ("step", "start", "size"))
         assert all(isinstance(k, str) and type(n) is int for k, n in r["counters"].items())
@@ -114,7 +116,7 @@ def test_compare_json_has_exactly_the_design_shape():
         assert all(type(n) is int for n in r["host_bytes"].values())
     mainline = data["results"]["mainline"]
     assert mainline["violations"] == [{"kind": "access-unaccepted", "step": 1,
-                                       "start": 4 << 30, "size": 64 << 20}]
+                                       "start": 4 << 30, "size": 4096, "by": "design"}]
     assert [v["kind"] for v in data["results"]["notifier"]["violations"]] == \
         ["accept-unbacked", "private-residue"]
     callbacks = data["results"]["callbacks"]
@@ -246,13 +248,13 @@ BAD_SCENARIOS = [
     ("unknown-vendor-flag", BASE, ["--vendor", "nosuch"],
      ": --vendor: unknown vendor 'nosuch'; known: none, tdx"),
     ("unknown-backend-flag", BASE, ["--backend", "callbacks", "--backend", "nosuch"],
-     ": --backend: unknown backend 'nosuch'; known: callbacks, mainline, notifier, "
+     ": --backend: unknown backend 'nosuch'; known: callbacks, mainline, notifier, plugged-bitmap, "
      "start-shared"),
     ("unknown-backend-key", BASE + "backends: [callbacks, nosuch]\n", [],
-     ":10: backends.1: unknown backend 'nosuch'; known: callbacks, mainline, notifier, "
+     ":10: backends.1: unknown backend 'nosuch'; known: callbacks, mainline, notifier, plugged-bitmap, "
      "start-shared"),
     ("unknown-expect-backend", BASE + "expect:\n  nosuch: {verdict: ok}\n", [],
-     ":11: expect.nosuch: unknown backend 'nosuch'; known: callbacks, mainline, notifier, "
+     ":11: expect.nosuch: unknown backend 'nosuch'; known: callbacks, mainline, notifier, plugged-bitmap, "
      "start-shared"),
     ("unknown-verdict", BASE + "expect:\n  callbacks: {verdict: fine}\n", [],
      ":11: expect.callbacks.verdict: Input should be 'ok', 'degraded', 'unsafe', "
@@ -518,16 +520,23 @@ def test_run_trace_prints_every_step_then_the_verdict_and_counters():
     lines = result.stdout.splitlines()
     assert lines[0] == "step 0: plug 64MiB"
     trace = lines[:lines.index("")]
-    assert "  virtio-mem PLUG 0x100000000+64MiB" in trace
-    assert "  virtio-mem PLUG -> ACK" in trace
+    # every line but the step headers names the function it models
+    assert "  virtio-mem PLUG 0x100000000+64MiB  [virtio_mem_send_plug_request]" in trace
+    assert "  virtio-mem PLUG -> ACK  [QEMU virtio_mem_state_change_request]" in trace
+    assert "  tdx_accept_memory 0x100000000+64MiB" in trace
     assert ("  TDCALL TDG.MEM.PAGE.ACCEPT 0x100000000+2MiB level=2m -> SIZE_MISMATCH"
+            "  [try_accept_one]" in trace)
+    assert ("  TDCALL TDG.MEM.PAGE.ACCEPT 0x100000000+4KiB level=4k -> OK  [try_accept_one]"
             in trace)
-    assert "  TDCALL TDG.MEM.PAGE.ACCEPT 0x100000000+4KiB level=4k -> OK" in trace
-    assert "    exit EPT_VIOLATION 0x100000000+4KiB" in trace
-    assert "  memory notifier MEM_GOING_ONLINE 0x100000000+128MiB" in trace
+    assert ("    exit EPT_VIOLATION 0x100000000+4KiB level=2m  [KVM tdx_handle_ept_violation]"
+            in trace)
+    assert ("  memory notifier MEM_GOING_ONLINE 0x100000000+128MiB"
+            "  [online_pages/offline_pages: memory_notify]" in trace)
+    assert all(line.endswith("]") for line in trace
+               if not line.startswith(("step ", "  tdx_", "  guest ", "  ...")))
     assert "step 1: use all" in trace
     summary = lines[len(trace) + 1:]
-    assert summary[0] == "callbacks: ok"
+    assert summary[0] == "callbacks: ok (no violation of the design)"
     assert "  host.aug.4k = 16384" in summary
     assert "  tdcall.accept.4k.ok = 16384" in summary
     assert "  virtio_mem.plug.ack = 1" in summary
@@ -538,7 +547,10 @@ def test_run_without_trace_prints_only_the_result():
     result = cli("run", SHIPPED, "--backend", "mainline")
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == "mainline: crashed"
-    assert lines[1] == "  access-unaccepted at step 1: 0x100000000 size 0x4000000"
-    assert "  exit.ept_violation = 1" in lines
+    assert lines[0] == ("mainline: crashed (access-unaccepted at step 1, 0x100000000+4KiB: "
+                        "guest touched memory it has not accepted)")
+    # the TD dies at the first page: KVM adds it, then the PENDING-type violation
+    # is fatal (tdx_handle_ept_violation)
+    assert lines[1] == "  access-unaccepted at step 1: 0x100000000 size 0x1000"
+    assert "  exit.ept_violation = 2" in lines
     assert not any("TDCALL" in line or line.startswith("step ") for line in lines)

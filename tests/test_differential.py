@@ -1,8 +1,10 @@
 """The run-length engine against the dense reference model, on random step
 sequences (plug, unplug, use, free, offline/online a block, VMM setting
-changes, kexec, reboot, kdump): identical counters, violations, page states
-and host memory after every step, for every backend, both mapping levels and
-every VMM setting.
+changes, kexec, reboot, kdump): identical counters, violations, page states,
+host memory, S-EPT page tables, the unaccepted-memory table (and its plugged
+bitmap), the zone's lazy-accept list and cancelled onlines after every step,
+for every backend, both mapping levels, every VMM setting, accept_memory
+lazy and eager, and TDX with and without PAGE_RELEASE.
 
 The CI profile runs a few hundred sequences; ``--hypothesis-profile
 thorough`` runs thousands.
@@ -13,18 +15,20 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import yaml
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 from reference import ATTR_CODES, PAGE_CODES, PRIVATE_CODES, TALLY, ReferenceRun
-from scenario_builder import make_run
+from scenario_builder import scenario_yaml
 
+from cocomem.engine import BackendRun
 from cocomem.registry import load_registry
-from cocomem.scenario import Step
+from cocomem.scenario import Step, parse_scenario
 from cocomem.units import parse_size
 
 REGISTRY = load_registry()
-BACKENDS = ("mainline", "notifier", "start-shared", "callbacks")
+BACKENDS = ("mainline", "notifier", "start-shared", "callbacks", "plugged-bitmap")
 DISCARDS = (["shared"], ["shared", "private"], ["private"], [])
 TDX_STATUSES = ("ok", "already_accepted", "size_mismatch", "operand_invalid", "operand_busy")
 FAULT_STATUSES = {
@@ -33,7 +37,7 @@ FAULT_STATUSES = {
     "virtio_mem.unplug_all": ("ack", "nack", "busy", "error"),
     "tdcall.accept": TDX_STATUSES,
     "tdcall.release": TDX_STATUSES,
-    "tdvmcall.map_gpa": ("ok", "retry", "invalid_operand"),
+    "tdvmcall.map_gpa": ("ok", "retry", "invalid_operand", "align_error"),
 }
 
 
@@ -49,6 +53,16 @@ def faults(draw: st.DrawFn) -> dict:
                if call.startswith("tdcall") else st.integers(1, 4))
     return {"call": call, "nth": nth, "status": draw(st.sampled_from(FAULT_STATUSES[call])),
             "count": draw(st.integers(1, 3))}
+
+
+def make_run(backend: str, *, accept_memory: str, **settings: Any) -> BackendRun:
+    """scenario_builder's scenario with ``guest: {accept_memory: ...}`` added (the
+    builder has no keyword for it)."""
+    data = yaml.safe_load(scenario_yaml([], **settings))
+    data["guest"]["accept_memory"] = accept_memory
+    loaded = parse_scenario(yaml.safe_dump(data, sort_keys=False), "<differential>",
+                            set(REGISTRY.vendors))
+    return BackendRun(loaded, REGISTRY, backend, loaded.scenario.vendor)
 
 
 def dense(runmap, codes: dict | None = None) -> np.ndarray:
@@ -80,11 +94,17 @@ def assert_same(run, ref: ReferenceRun, where: str) -> None:
         "host.content": (dense(host.content), ref.content),
         "driver.sb_plugged": (dense(driver.sb_plugged), ref.sb_plugged),
         "driver.page": (dense(driver.page, PAGE_CODES), ref.page),
+        "host.pt_4k": (dense(host.pt_4k), ref.pt_4k),
+        "unaccepted.unaccepted": (dense(run.unaccepted.unaccepted), ref.unaccepted),
+        "unaccepted.plugged": (dense(run.unaccepted.plugged), ref.plugged_bits),
+        "driver.online_cancelled": (dense(driver.online_cancelled), ref.online_cancelled),
     }
     for name, (fast, slow) in pairs.items():
         differs = np.flatnonzero(fast != slow)
         assert not len(differs), f"{where}: {name} differs from page {differs[0]}"
     assert [driver.mb_state[mb] for mb in range(len(ref.mb_state))] == ref.mb_state, where
+    deferred = [c for s, e in driver.zone.deferred for c in range(s, e, 1024)]
+    assert deferred == ref.deferred, f"{where}: the zone's unaccepted list"
     assert (driver.next_mb, driver.broken, host.usable_pages) == (ref.next_mb, ref.broken,
                                                                 ref.usable), where
     assert (host.present_pages, host.peak_pages) == (ref.present, ref.peak), where
@@ -95,7 +115,7 @@ def assert_same(run, ref: ReferenceRun, where: str) -> None:
         assert not len(differs), (f"{where}: {kind} first reported at step "
                                   f"{fast[differs[0]]} (engine) vs {slow[differs[0]]} "
                                   f"(reference) at page {differs[0]}")
-    TALLY["pages"] += 7 * ref.n
+    TALLY["pages"] += 10 * ref.n + len(ref.online_cancelled)
 
 
 class Differential(RuleBasedStateMachine):
@@ -110,13 +130,15 @@ class Differential(RuleBasedStateMachine):
     @initialize(backend=st.sampled_from(BACKENDS), mapping=st.sampled_from(("4k", "2m")),
                 memory=st.sampled_from(("start-private", "start-shared")),
                 discards=st.sampled_from(DISCARDS), implicit=st.booleans(),
+                accept=st.sampled_from(("lazy", "eager")), page_release=st.booleans(),
                 injected=st.lists(faults(), max_size=4))
     def boot(self, backend: str, mapping: str, memory: str, discards: list[str],
-             implicit: bool, injected: list[dict]) -> None:
-        self.run = make_run(REGISTRY, [], backend=backend, region=self.REGION,
+             implicit: bool, accept: str, page_release: bool, injected: list[dict]) -> None:
+        self.run = make_run(backend, accept_memory=accept, region=self.REGION,
                             memory_block=self.MEMORY_BLOCK, usable_extent=self.EXTENT,
                             mapping=mapping, memory=memory, discards=tuple(discards),
-                            implicit=implicit, faults=injected)
+                            implicit=implicit, faults=injected,
+                            tdx={"page_release": page_release})
         self.ref = ReferenceRun(self.run.scenario, backend)
         self.region = parse_size(self.REGION)
         self.blocks = self.region // parse_size(self.MEMORY_BLOCK)
@@ -124,7 +146,7 @@ class Differential(RuleBasedStateMachine):
         self.index = 0
         self.alive = True
         self.where = (f"{backend} {mapping} {memory} discards={discards} implicit={implicit} "
-                      f"faults={injected}")
+                      f"accept_memory={accept} page_release={page_release} faults={injected}")
         TALLY["runs"] += 1
 
     def apply(self, raw: Any) -> None:

@@ -11,7 +11,7 @@ from cocomem.compare import compare
 from cocomem.scenario import load_scenario
 
 SCENARIOS = sorted((Path(__file__).parent.parent / "scenarios").glob("*.yaml"))
-BUILTIN_BACKENDS = {"mainline", "notifier", "start-shared", "callbacks"}
+BUILTIN_BACKENDS = {"mainline", "notifier", "start-shared", "callbacks", "plugged-bitmap"}
 
 
 def test_scenarios_are_shipped():

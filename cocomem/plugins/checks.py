@@ -18,8 +18,8 @@ class AccessUnaccepted(Check):
     def on_event(self, event: Event) -> None:
         bad = self.run.vendor.inaccessible(event.start, event.end)
         if bad:
-            start, end = bad[0]
-            raise GuestCrash("access-unaccepted", start, end,
+            page = bad[0][0]  # the TD dies at the first such page
+            raise GuestCrash("access-unaccepted", page, page + 1,
                              "guest touched memory it has not accepted")
 
 

@@ -43,8 +43,13 @@ def relative_cost(result: Result, results: dict[str, Result]) -> str:
     return "best" if factor < 1.005 else f"{factor:.2f}x"
 
 
+def kind_label(violation: dict) -> str:
+    """A violation's kind, marked when it is the VMM's finding rather than the design's."""
+    return violation["kind"] + (" (vmm)" if violation.get("by") == "vmm" else "")
+
+
 def kinds(result: Result) -> list[str]:
-    return list(dict.fromkeys(v["kind"] for v in result.violations))
+    return list(dict.fromkeys(kind_label(v) for v in result.violations))
 
 
 
@@ -105,7 +110,7 @@ class EmailReport(Report):
         if listed:
             out.append("Violations (kind @step: first GPA +size):")
             for name, r in listed:
-                items = [f"{v['kind']} @{v['step']}: {v['start']:#x} "
+                items = [f"{kind_label(v)} @{v['step']}: {v['start']:#x} "
                          f"+{format_bytes_short(v['size'])}" for v in r.violations]
                 if r.error:
                     items.append(f"error: {r.error}")
@@ -114,7 +119,8 @@ class EmailReport(Report):
         out.extend(textwrap.wrap(
             "calls = guest calls to the platform (TDCALL, TDVMCALL); exits = VM exits; "
             "cost = estimated guest time from the cocomem cost model; peak/end = host "
-            "memory backing the device region.", EMAIL_WIDTH))
+            "memory backing the device region; (vmm) = the VMM's finding, no verdict on "
+            "the design.", EMAIL_WIDTH))
         return "\n".join(line.rstrip() for line in out)
 
 

@@ -105,6 +105,12 @@ class Tdx(Vendor):
         "tdvmcall.map_gpa": MAP_GPA_STATUSES,
     }
     cost_table = COST_TABLE
+    assumptions = ASSUMPTIONS
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        #: op -> (key, counters, state after, calls, page events) of the last walk
+        self._last_call: dict[str, tuple] = {}
 
     @property
     def supports_release(self) -> bool:
@@ -282,7 +288,58 @@ class Tdx(Vendor):
             return status == OK
 
         self.ctx.emit("call", start, end, fn="tdx_accept_memory")
-        return self._walk("accept", start, end, try_one, succeeded) == end
+        return self._repeatable("accept", start, end, tolerate_already_accepted,
+                                lambda: self._walk("accept", start, end, try_one, succeeded)) == end
+
+    # -- a call like the last one, on a range in the same state ------------
+
+    def _call_key(self, op: str, start: int, end: int, flag: bool) -> tuple | None:
+        """What decides the effect of a walk over ``[start, end)``: None unless the range
+        is 2M-aligned and uniform in every host map (then its effect stays inside it)."""
+        if start % PAGES_PER_2M or end % PAGES_PER_2M:
+            return None
+        values = self.host.uniform_values(start, end)
+        if values is None:
+            return None
+        giga = start % PAGES_PER_1G if end - start >= PAGES_PER_1G else None
+        return (op, flag, end - start, giga, values, self.host.mapping_level,
+                self.host.implicit_conversion)
+
+    def _repeatable(self, op: str, start: int, end: int, flag: bool,
+                    walk: Callable[[], int]) -> int:
+        """Run ``walk``; when the last call of ``op`` had the same key, apply its effect
+        instead (counters, state, the page events checks read), so a run of identical
+        calls (one per 4 MiB chunk under lazy acceptance) costs one walk."""
+        key = self._call_key(op, start, end, flag)
+        calls = f"tdcall.{op}"
+        last = self._last_call.get(op)
+        room = self.faults.calls_before_next_fault(calls)
+        if key is not None and last and last[0] == key and (room is None or room >= last[3]):
+            _, delta, after, ncalls, events = last
+            for name, n in delta.items():
+                self.ctx.count(name, n)
+            self.faults.skip(calls, ncalls)
+            self.host.set_uniform(start, end, after)
+            self.ctx.emit("replay", start, end, fn=f"tdx_{op}_memory")
+            for name, offset, length, info in events:
+                self.ctx.emit(name, start + offset, start + offset + length, **info)
+            return end
+        before = Counter(self.ctx.counters)
+        calls_before = self.faults.calls[calls]
+        injected_before = self.faults.injected
+        captured: list[Event] = []
+        self.ctx.listeners.append(captured.append)
+        try:
+            done = walk()
+        finally:
+            self.ctx.listeners.remove(captured.append)
+        self._last_call.pop(op, None)
+        after = self.host.uniform_values(start, end)
+        if done == end and key is not None and after is not None and self.faults.injected == injected_before:
+            events = _merged([e for e in captured if e.name in _PAGE_EVENTS], start)
+            self._last_call[op] = (key, self.ctx.counters - before, after,
+                                   self.faults.calls[calls] - calls_before, events)
+        return done
 
     def release_memory(self, start: int, end: int) -> bool:
         """tdx_release_memory (RFC v1 patch 5; RFC v2's tdx_unaccept_memory is the same):
@@ -293,8 +350,8 @@ class Tdx(Vendor):
                           note="no PAGE_RELEASE: nothing to do, returns true")
             return True
         self.ctx.emit("call", start, end, fn="tdx_release_memory")
-        released = self._walk("release", start, end, self._release_one,
-                              lambda status: status == OK)
+        released = self._repeatable("release", start, end, False, lambda: self._walk(
+            "release", start, end, self._release_one, lambda status: status == OK))
         if released == end:
             return True
         if released > start and not self.accept_memory(start, released):
@@ -365,6 +422,18 @@ class Tdx(Vendor):
 
     def inaccessible(self, start: int, end: int) -> list[tuple[int, int]]:
         return self.host.private.runs_where(start, end, FREE, PENDING_4K, PENDING_2M)
+
+
+def _merged(events: list[Event], base: int) -> list[tuple[str, int, int, dict]]:
+    """Events as (name, offset from ``base``, length, info), adjacent equal ones joined."""
+    out: list[list] = []
+    for e in events:
+        last = out[-1] if out else None
+        if last and last[0] == e.name and last[3] == e.info and last[1] + last[2] == e.start - base:
+            last[2] += e.end - e.start
+        else:
+            out.append([e.name, e.start - base, e.end - e.start, e.info])
+    return [tuple(item) for item in out]
 
 
 def _align_up(value: int, align: int) -> int:

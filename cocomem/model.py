@@ -1,0 +1,49 @@
+"""What the model is: each backend's posted revision and departures, and every
+assumption the engine, the vendors and the driver make where no source decides."""
+
+from __future__ import annotations
+
+import textwrap
+
+from . import driver, zone
+from .registry import Registry
+
+#: assumptions of the core (host, driver, steps); vendors list their own
+CORE_ASSUMPTIONS = {
+    **zone.ASSUMPTIONS,
+    "retry-caps": f"within one step the driver retries -EAGAIN at most {driver.EAGAIN_LOOPS} "
+                  f"times and lets the retry timer fire at most {driver.RETRY_TIMER_FIRES} "
+                  "times (the kernel retries without bound)",
+    "migration-leaves-region": "data migrated out of a block (offline, alloc_contig_range) "
+                               "leaves the device region; the old frames keep their content",
+    "host-pages-zeroed": "a page KVM adds (AUG) or the VMM populates starts zeroed; a "
+                         "discarded shared page reads as zero",
+    "reset-is-new-td": "a system reset starts a new TD: every private page is gone and the "
+                       "EFI unaccepted-memory table is new",
+    "map-2m-where-uniform": "KVM maps 2M only where the whole 2 MiB is private, free and has "
+                            "no 4K S-EPT table yet",
+}
+
+
+def _wrap(text: str, indent: str) -> list[str]:
+    return textwrap.wrap(text, 78, initial_indent=indent, subsequent_indent=indent + "  ")
+
+
+def describe_model(registry: Registry) -> list[str]:
+    lines = ["Backends (the posted code each follows, and where the model departs from it):"]
+    for name, cls in sorted(registry.backends.items(), key=lambda i: (i[1].order, i[0])):
+        rev = cls.revision
+        lines.append(f"  {name}: " + (f'"{rev.subject}", {rev.date}, {rev.message_id}'
+                                      if rev else "mainline Linux"))
+        if rev and rev.url:
+            lines.append(f"    {rev.url}")
+        for key, text in cls.departures.items():
+            lines += _wrap(f"departs ({key}): {text}", "    ")
+    lines.append("Vendors' assumptions:")
+    for name, cls in sorted(registry.vendors.items()):
+        for key, text in cls.assumptions.items():
+            lines += _wrap(f"{name} ({key}): {text}", "  ")
+    lines.append("Core assumptions:")
+    for key, text in CORE_ASSUMPTIONS.items():
+        lines += _wrap(f"{key}: {text}", "  ")
+    return lines
