@@ -13,7 +13,6 @@ FUNCTIONS = {
     "config": "QEMU virtio_mem_resize_usable_region",
     "add_memory": "add_memory_driver_managed",
     "remove_memory": "offline_and_remove_memory",
-    "notify": "online_pages/offline_pages: memory_notify",
     "migrate": "do_migrate_range",
     "driver.broken": "virtio_mem_run_wq",
     "retry_timer": "virtio_mem_run_wq: retry timer",
@@ -47,6 +46,9 @@ def function_of(event: Event) -> str | None:
         return f"try_{info['op']}_one"
     if event.name == "exit":
         return _EXIT_FUNCTIONS.get(info["reason"])
+    if event.name == "notify":
+        return ("offline_pages" if "OFFLINE" in info["action"] else "online_pages") + \
+            ": memory_notify"
     return FUNCTIONS.get(event.name)
 
 
@@ -90,6 +92,9 @@ def describe(event: Event, base: int) -> str | None:
         return "host sets " + " ".join(f"{k}_size={format_size(v)}" for k, v in info.items())
     if name == "guest.access":
         return f"guest {info.get('what', 'writes')} {where}"
+    if name == "violation":
+        detail = f": {info['detail']}" if info.get("detail") else ""
+        return f"violation {info['kind']} {where}{detail}"
     if name == "replay":
         return f"... the same calls as the last {info['fn']} again: {where}"
     if name == "call":

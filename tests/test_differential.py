@@ -131,9 +131,10 @@ class Differential(RuleBasedStateMachine):
                 memory=st.sampled_from(("start-private", "start-shared")),
                 discards=st.sampled_from(DISCARDS), implicit=st.booleans(),
                 accept=st.sampled_from(("lazy", "eager")), page_release=st.booleans(),
-                injected=st.lists(faults(), max_size=4))
+                injected=st.lists(faults(), max_size=4), first_plug=st.integers(0, MAX_UNITS))
     def boot(self, backend: str, mapping: str, memory: str, discards: list[str],
-             implicit: bool, accept: str, page_release: bool, injected: list[dict]) -> None:
+             implicit: bool, accept: str, page_release: bool, injected: list[dict],
+             first_plug: int) -> None:
         self.run = make_run(backend, accept_memory=accept, region=self.REGION,
                             memory_block=self.MEMORY_BLOCK, usable_extent=self.EXTENT,
                             mapping=mapping, memory=memory, discards=tuple(discards),
@@ -148,6 +149,9 @@ class Differential(RuleBasedStateMachine):
         self.where = (f"{backend} {mapping} {memory} discards={discards} implicit={implicit} "
                       f"accept_memory={accept} page_release={page_release} faults={injected}")
         TALLY["runs"] += 1
+        # start with memory plugged: the rules that use it need not wait for a plug
+        if first_plug:
+            self.plug(first_plug)
 
     def apply(self, raw: Any) -> None:
         if not self.alive:  # the guest crashed: the run is over

@@ -21,28 +21,29 @@ steps:
 
 CALLBACKS_2M = """\
 step 0: plug 4MiB
-  host sets requested_size=4MiB usable_region_size=256MiB
-  virtio-mem PLUG 0x100000000+4MiB
-  virtio-mem PLUG -> ACK
-  accept_memory 0x100000000+4MiB
-    exit EPT_VIOLATION 0x100000000+4KiB
-    host aug 0x100000000+2MiB level=2m
-  TDCALL TDG.MEM.PAGE.ACCEPT 0x100000000+2MiB level=2m -> OK
+  host sets requested_size=4MiB usable_region_size=256MiB  [QEMU virtio_mem_resize_usable_region]
+  virtio-mem PLUG 0x100000000+4MiB  [virtio_mem_send_plug_request]
+  virtio-mem PLUG -> ACK  [QEMU virtio_mem_state_change_request]
+  tdx_accept_memory 0x100000000+4MiB
+    exit EPT_VIOLATION 0x100000000+4KiB level=2m  [KVM tdx_handle_ept_violation]
+    host aug 0x100000000+2MiB level=2m  [KVM tdx_sept_set_private_spte (TDH.MEM.PAGE.AUG)]
+  TDCALL TDG.MEM.PAGE.ACCEPT 0x100000000+2MiB level=2m -> OK  [try_accept_one]
   ... the same again for 1 more 2M chunk: 0x100200000+2MiB
-  add_memory 0x100000000+128MiB
-  memory notifier MEM_GOING_ONLINE 0x100000000+128MiB
-  memory notifier MEM_ONLINE 0x100000000+128MiB
+  add_memory 0x100000000+128MiB  [add_memory_driver_managed]
+  memory notifier MEM_GOING_ONLINE 0x100000000+128MiB  [online_pages: memory_notify]
+  memory notifier MEM_ONLINE 0x100000000+128MiB  [online_pages: memory_notify]
 step 1: use 8KiB
   guest writes 0x100000000+8KiB
 step 2: unplug 2MiB
-  host sets requested_size=2MiB usable_region_size=256MiB
-  release_memory 0x100200000+2MiB
-  TDCALL TDG.MEM.PAGE.RELEASE 0x100200000+2MiB level=2m -> OK
-  virtio-mem UNPLUG 0x100200000+2MiB
-    host discard 0x100200000+2MiB planes=shared
-  virtio-mem UNPLUG -> ACK
+  host sets requested_size=2MiB usable_region_size=256MiB  [QEMU virtio_mem_resize_usable_region]
+  tdx_release_memory 0x100200000+2MiB
+  TDCALL TDG.MEM.PAGE.RELEASE 0x100200000+2MiB level=2m -> OK  [try_release_one]
+  virtio-mem UNPLUG 0x100200000+2MiB  [virtio_mem_send_unplug_request]
+    host discard 0x100200000+2MiB planes=shared  [QEMU virtio_mem_set_block_state]
+  virtio-mem UNPLUG -> ACK  [QEMU virtio_mem_state_change_request]
+  violation private-residue 0x100200000+2MiB
 
-callbacks: degraded
+callbacks: ok (no violation of the design)
   private-residue at step 2: 0x100200000 size 0x200000
   exit.ept_violation = 2
   host.aug.2m = 2
@@ -67,11 +68,18 @@ def test_callbacks_trace_at_2m_is_pinned(tmp_path):
 
 def test_mainline_trace_shows_the_fatal_touch(tmp_path):
     lines = trace(tmp_path, "mainline", "4k").splitlines()
-    assert lines[lines.index("step 1: use 8KiB") + 1:][:4] == [
-        "    exit EPT_VIOLATION 0x100000000+4KiB",
-        "    host aug 0x100000000+4KiB level=4k",
+    # tdx_handle_ept_violation: the FREE page is added, the retried access hits
+    # a PENDING page and the second exit is fatal; the TD dies at that page
+    assert lines[lines.index("step 1: use 8KiB") + 1:][:6] == [
+        "    exit EPT_VIOLATION 0x100000000+4KiB level=4k  [KVM tdx_handle_ept_violation]",
+        "    host aug 0x100000000+4KiB level=4k  "
+        "[KVM tdx_sept_set_private_spte (TDH.MEM.PAGE.AUG)]",
+        "    exit EPT_VIOLATION 0x100000000+4KiB fatal=PENDING page: kvm_vm_dead  "
+        "[KVM tdx_handle_ept_violation]",
         "  guest writes 0x100000000+8KiB",
-        "  crash 0x100000000+8KiB kind=access-unaccepted "
+        "  violation access-unaccepted 0x100000000+4KiB: guest touched memory it has not "
+        "accepted",
+        "  crash 0x100000000+4KiB kind=access-unaccepted "
         "detail=guest touched memory it has not accepted",
     ]
 

@@ -158,7 +158,7 @@ def test_notifier_accepts_the_whole_memory_block(registry):
     assert result.host_bytes["peak"] == 128 << 20
     unbacked = [v for v in result.violations if v["kind"] == "accept-unbacked"]
     assert unbacked == [{"kind": "accept-unbacked", "step": 0, "start": (4 << 30) + (2 << 20),
-                         "size": 126 << 20}]
+                         "size": 126 << 20, "by": "design"}]
 
 
 def test_notifier_reaccept_after_noop_unplug(registry):
@@ -190,20 +190,117 @@ def test_release_before_unplug_at_4k_and_2m(registry):
     assert runs(run4k.host.private, 0, 128 * MIB) == [(0, 128 * MIB, PENDING_4K)]
 
 
-def test_release_without_page_release_breaks_the_device(registry):
-    # Without PAGE_RELEASE every RELEASE is TDX_OPERAND_INVALID: 2M, then 4K at
-    # the same address, then tdx_release_memory gives up; seed error rule 2.
+def test_release_without_page_release_issues_no_tdcall_and_unplugs(registry):
+    # RFC v1 patch 5, tdx_release_memory: "if (!tdx_page_release_supported)
+    # return true;" - no TDCALL, the UNPLUG is sent and ACKed; the unplug
+    # of a whole online block (virtio_mem_sbm_unplug_any_sb_online) is one
+    # request, and the block is removed.
     steps = [{"plug": "128MiB"}, {"unplug": "128MiB"}]
     run = make_run(registry, steps, tdx={"page_release": False})
     result = run.run()
-    assert counters(run, "tdcall.release") == {"tdcall.release.2m.operand_invalid": 1,
-                                               "tdcall.release.4k.operand_invalid": 1}
+    assert counters(run, "tdcall.release") == {}
+    assert run.ctx.counters["virtio_mem.unplug.ack"] == 1
+    # upstream QEMU keeps the private pages: still MAPPED, the VMM's finding
+    assert runs(run.host.private, 0, 128 * MIB) == [(0, 128 * MIB, MAPPED_4K)]
+    assert result.verdict == "ok"
+    assert [v["kind"] for v in result.violations] == ["private-residue"]
+    assert runs(run.driver.page, 0, 128 * MIB) == [(0, 128 * MIB, ABSENT)]
+
+
+def test_failed_release_re_accepts_what_it_released(registry):
+    # tdx_release_memory: the 2M RELEASE over 4K leaves fails (size
+    # mismatch), 4K RELEASEs succeed until the injected failure at call 11
+    # (the 10th 4K); "if (!tdx_accept_memory(start, released)) panic" re-
+    # accepts the 9 released pages (PENDING -> MAPPED, no exit), and the
+    # callback fails: -EINVAL, device broken, no UNPLUG sent.
+    faults = [{"call": "tdcall.release", "nth": 11, "status": "operand_busy"}]
+    run = make_run(registry, [{"plug": "2MiB"}, {"unplug": "2MiB"}], faults=faults)
+    result = run.run()
+    assert counters(run, "tdcall.release") == {"tdcall.release.2m.size_mismatch": 1,
+                                               "tdcall.release.4k.ok": 9,
+                                               "tdcall.release.4k.operand_busy": 1}
+    assert run.ctx.counters["tdcall.accept.4k.ok"] == 512 + 9
+    assert run.ctx.counters["exit.ept_violation"] == 512
     assert "virtio_mem.unplug.ack" not in run.ctx.counters
-    # virtio_mem_sbm_unplug_sb_online gives the fake-offlined range back to
-    # the buddy when the unplug fails: broken, but nothing leaked.
-    assert result.verdict == "degraded"
+    assert runs(run.host.private, 0, 2 * MIB) == [(0, 2 * MIB, MAPPED_4K)]
     assert [v["kind"] for v in result.violations] == ["device-broken"]
-    assert runs(run.driver.page, 0, 128 * MIB) == [(0, 128 * MIB, BUDDY)]
+
+
+def test_failed_re_accept_after_a_failed_release_panics(registry):
+    # The same, with the rollback's first ACCEPT failing too: tdx_release_memory
+    # panics ("Failed to re-accept memory").
+    faults = [{"call": "tdcall.release", "nth": 11, "status": "operand_busy"},
+              {"call": "tdcall.accept", "nth": 514, "status": "operand_busy"}]
+    run = make_run(registry, [{"plug": "2MiB"}, {"unplug": "2MiB"}], faults=faults)
+    result = run.run()
+    assert result.verdict == "crashed"
+    assert [v["kind"] for v in result.violations] == ["accept-panic"]
+
+
+def test_unplug_all_is_not_wrapped_by_rfc_v1(registry):
+    # RFC v1 patch 3 wraps virtio_mem_send_plug_request and
+    # virtio_mem_send_unplug_request only: after kexec the UNPLUG_ALL
+    # releases nothing, and on upstream QEMU the re-plug's accept meets
+    # ALREADY_ACCEPTED: 1 size mismatch (2M over 4K leaves), 1 already
+    # accepted, -EINVAL, device broken, the 128 MiB plugged memory leaked.
+    steps = [{"plug": "128MiB"}, "kexec"]
+    run = make_run(registry, steps)
+    result = run.run()
+    assert counters(run, "tdcall.release") == {}
+    assert run.ctx.counters["virtio_mem.unplug_all.ack"] == 1
+    assert counters(run, "tdcall") == {"tdcall.accept.2m.size_mismatch": 64 + 1,
+                                       "tdcall.accept.4k.ok": 32768,
+                                       "tdcall.accept.4k.already_accepted": 1}
+    assert {v["kind"] for v in result.violations} == {"double-accept", "device-broken", "leak"}
+
+
+def test_notifier_failure_cancels_the_online_without_panic(registry):
+    # Notifier patch 2/2: "if (!tdx_accept_memory(start, end)) { pr_err(...);
+    # return NOTIFY_BAD; }": MEM_CANCEL_ONLINE, the block stays offline,
+    # the plugged memory is lost to the guest (leak), nothing panics.
+    faults = [{"call": "tdcall.accept", "nth": 1, "status": "operand_busy", "count": 2}]
+    run = make_run(registry, [{"plug": "128MiB"}], backend="notifier", faults=faults)
+    result = run.run()
+    assert counters(run, "tdcall") == {"tdcall.accept.2m.operand_busy": 1,
+                                       "tdcall.accept.4k.operand_busy": 1}
+    assert run.driver.mb_state[0] == "offline"
+    assert runs(run.driver.page, 0, 128 * MIB) == [(0, 128 * MIB, "offline")]
+    assert result.verdict == "degraded"
+    assert [(v["kind"], v["size"]) for v in result.violations] == [("leak", 128 << 20)]
+
+
+# -- KVM keeps 4K S-EPT page tables (tdx_sept_free_private_spt) -------------
+
+def test_a_2m_range_once_mapped_at_4k_is_accepted_at_4k_again(registry):
+    # At a 4K mapping the first accept of a 2 MiB range makes KVM build a 4K
+    # page table; a VMM that punches both planes removes the leaves but not
+    # the table. Switched to 2M mappings, the re-plug's 2M ACCEPT meets a
+    # non-free non-leaf entry: SIZE_MISMATCH with no exit (TDX module,
+    # tdg_mem_page_accept.c case 3), so the range is accepted at 4K again.
+    steps = [{"plug": "2MiB"}, {"unplug": "2MiB"},
+             {"vmm": {"mapping_level": "2m"}}, {"plug": "2MiB"}]
+    run = make_run(registry, steps, discards=("shared", "private"))
+    run.run()
+    assert counters(run, "tdcall.accept") == {"tdcall.accept.2m.size_mismatch": 2,
+                                              "tdcall.accept.4k.ok": 1024}
+    assert run.ctx.counters["exit.ept_violation"] == 1024
+    assert counters(run, "host.aug") == {"host.aug.4k": 1024}
+    fresh = make_run(registry, [{"plug": "2MiB"}], mapping="2m")
+    fresh.run()
+    assert counters(fresh, "tdcall.accept") == {"tdcall.accept.2m.ok": 1}
+
+
+def test_partial_removal_of_a_2m_leaf_counts_a_demote(registry):
+    # A 2M leaf whose first 4K the guest converts to shared: KVM splits the
+    # leaf (BLOCK + TRACK + DEMOTE) before it removes one 4K page.
+    run = make_run(registry, [{"plug": "4MiB"}], mapping="2m", backend="start-shared",
+                   memory="start-private")
+    run.run()
+    run.host.convert(0, 1, SHARED)
+    assert run.ctx.counters["host.demote.2m"] == 1
+    assert run.ctx.counters["host.remove.4k"] == 1
+    assert runs(run.host.private, 0, 2 * MIB) == [(0, 1, FREE), (1, 2 * MIB, MAPPED_4K)]
+    assert run.host.pt_4k[0] and not run.host.pt_4k[2 * MIB]
 
 
 # -- MapGPA (tdx_map_gpa, arch/x86/coco/tdx/tdx.c) ---------------------------
@@ -222,24 +319,40 @@ def test_map_gpa_exits_once_per_2m_chunk(registry):
 
 
 def test_map_gpa_retry_resumes_where_the_host_stopped(registry):
-    # TDVMCALL_STATUS_RETRY after the first chunk: tdx_map_gpa reissues from
-    # R11; both calls count, the chunks still add up to 64 exits.
+    # kvm-x86 3e2dec1ede0a: QEMU answers the first chunk's exit with EAGAIN,
+    # KVM returns TDVMCALL_STATUS_RETRY with R11 at that chunk; tdx_map_gpa
+    # reissues from R11 (no progress: one retry consumed); both calls count,
+    # and the retried chunk exits twice: 1 + 64 exits.
     faults = [{"call": "tdvmcall.map_gpa", "nth": 1, "status": "retry"}]
     run = make_run(registry, [{"plug": "128MiB"}], backend="start-shared",
                    memory="start-shared", faults=faults)
     run.run()
     assert counters(run, "tdvmcall") == {"tdvmcall.map_gpa.retry": 1, "tdvmcall.map_gpa.ok": 1}
-    assert run.ctx.counters["exit.map_gpa"] == 1 + 63
+    assert run.ctx.counters["exit.map_gpa"] == 1 + 64
+    assert run.ctx.counters["host.convert.private"] == 32768
 
 
 def test_map_gpa_gives_up_after_three_retries_without_progress(registry):
+    # tdx_map_gpa: max_retries_per_page = 3 RETRYs with R11 == start, then
+    # false; set_memory_encrypted fails, the post-plug hook fails, broken.
     faults = [{"call": "tdvmcall.map_gpa", "nth": 1, "status": "retry", "count": 3}]
     run = make_run(registry, [{"plug": "2MiB"}], backend="start-shared",
                    memory="start-shared", faults=faults)
     result = run.run()
     assert counters(run, "tdvmcall") == {"tdvmcall.map_gpa.retry": 3}
-    assert "exit.map_gpa" not in run.ctx.counters
+    assert run.ctx.counters["exit.map_gpa"] == 3
+    assert run.ctx.counters.get("host.convert.private", 0) == 0
     assert run.driver.broken and result.verdict == "degraded"
+
+
+def test_map_gpa_align_error_takes_no_exit(registry):
+    # KVM checks the GPA's alignment before any exit to userspace.
+    faults = [{"call": "tdvmcall.map_gpa", "nth": 1, "status": "align_error"}]
+    run = make_run(registry, [{"plug": "2MiB"}], backend="start-shared",
+                   memory="start-shared", faults=faults)
+    run.run()
+    assert counters(run, "tdvmcall") == {"tdvmcall.map_gpa.error": 1}
+    assert "exit.map_gpa" not in run.ctx.counters
 
 
 def test_implicit_conversion_costs_a_vmm_exit_per_4k_page(registry):
