@@ -15,13 +15,14 @@ def scenario_yaml(steps: list, *, region: str = "1GiB", memory_block: str = "128
                   mapping: str = "4k", memory: str = "start-private",
                   discards: tuple[str, ...] = ("shared",), implicit: bool = True,
                   faults: list[dict] | None = None, tdx: dict | None = None,
-                  vendor: str = "tdx", usable_extent: str = "256MiB") -> str:
+                  vendor: str = "tdx", usable_extent: str = "256MiB",
+                  accept_memory: str = "lazy") -> str:
     data: dict[str, Any] = {
         "name": "worked-example",
         "vendor": vendor,
         "device": {"region_size": region, "block_size": "2MiB",
                    "usable_extent": usable_extent},
-        "guest": {"memory_block_size": memory_block},
+        "guest": {"memory_block_size": memory_block, "accept_memory": accept_memory},
         "vmm": {"memory": memory, "unplug_discards": list(discards),
                 "mapping_level": mapping, "implicit_conversion": implicit},
         "steps": steps,

@@ -181,7 +181,7 @@ def test_failed_expect_exits_1_and_names_backend_and_difference(tmp_path: Path):
 def test_failed_expect_on_violations(tmp_path: Path):
     text = (ROOT / SHIPPED).read_text()
     wrong = text.replace("violations: [accept-unbacked, private-residue]",
-                         "violations: [private-residue]")
+                         "violations: [private-residue]", 1)
     scenario = tmp_path / "wrong.yaml"
     scenario.write_text(wrong)
     result = cli("compare", scenario, "--format", "json")
@@ -248,14 +248,14 @@ BAD_SCENARIOS = [
     ("unknown-vendor-flag", BASE, ["--vendor", "nosuch"],
      ": --vendor: unknown vendor 'nosuch'; known: none, tdx"),
     ("unknown-backend-flag", BASE, ["--backend", "callbacks", "--backend", "nosuch"],
-     ": --backend: unknown backend 'nosuch'; known: callbacks, mainline, notifier, plugged-bitmap, "
-     "start-shared"),
+     ": --backend: unknown backend 'nosuch'; known: callbacks, mainline, notifier, "
+     "plugged-bitmap, start-shared"),
     ("unknown-backend-key", BASE + "backends: [callbacks, nosuch]\n", [],
-     ":10: backends.1: unknown backend 'nosuch'; known: callbacks, mainline, notifier, plugged-bitmap, "
-     "start-shared"),
+     ":10: backends.1: unknown backend 'nosuch'; known: callbacks, mainline, notifier, "
+     "plugged-bitmap, start-shared"),
     ("unknown-expect-backend", BASE + "expect:\n  nosuch: {verdict: ok}\n", [],
-     ":11: expect.nosuch: unknown backend 'nosuch'; known: callbacks, mainline, notifier, plugged-bitmap, "
-     "start-shared"),
+     ":11: expect.nosuch: unknown backend 'nosuch'; known: callbacks, mainline, notifier, "
+     "plugged-bitmap, start-shared"),
     ("unknown-verdict", BASE + "expect:\n  callbacks: {verdict: fine}\n", [],
      ":11: expect.callbacks.verdict: Input should be 'ok', 'degraded', 'unsafe', "
      "'crashed' or 'error'"),
@@ -531,7 +531,7 @@ def test_run_trace_prints_every_step_then_the_verdict_and_counters():
     assert ("    exit EPT_VIOLATION 0x100000000+4KiB level=2m  [KVM tdx_handle_ept_violation]"
             in trace)
     assert ("  memory notifier MEM_GOING_ONLINE 0x100000000+128MiB"
-            "  [online_pages/offline_pages: memory_notify]" in trace)
+            "  [online_pages: memory_notify]" in trace)
     assert all(line.endswith("]") for line in trace
                if not line.startswith(("step ", "  tdx_", "  guest ", "  ...")))
     assert "step 1: use all" in trace

@@ -520,3 +520,159 @@ def test_an_injected_status_only_changes_its_own_chunk(registry):
                                        "tdcall.accept.2m.ok": 3}
     assert counters(run, "host") == {"host.aug.4k": 512, "host.aug.2m": 3}
     assert counters(run, "exit") == {"exit.ept_violation": 512 + 3}
+
+
+# -- RFC v2: the plugged bitmap and lazy acceptance --------------------------
+# drivers/firmware/efi/unaccepted_memory.c (accept_memory, unaccept_memory,
+# the guard unit), mm/page_alloc.c (__free_pages_core, cond_accept_memory,
+# __setup_per_zone_wmarks), mm/page_isolation.c (set_migratetype_isolate),
+# drivers/virtio/virtio_mem.c with RFC v2 patch 6.
+
+def test_promo_watermark_of_a_movable_zone():
+    # __setup_per_zone_wmarks with 1 GiB of boot memory (pages_min 1024 over
+    # 262144 lowmem pages): min = clamp(managed / 1024, 32, 128), tmp =
+    # max((1024 * managed / 262144) >> 2, managed * 10 / 10000), promo =
+    # min + 3 tmp.
+    from cocomem.zone import promo_wmark_pages
+
+    assert promo_wmark_pages(32768) == 32 + 3 * 32      # 128 MiB
+    assert promo_wmark_pages(65536) == 64 + 3 * 65      # 256 MiB
+    assert promo_wmark_pages(262144) == 128 + 3 * 262   # 1 GiB
+    assert promo_wmark_pages(0) == 0
+
+
+def test_lazy_plug_defers_whole_chunks_and_costs_no_tdcall(registry):
+    # __free_pages_core(order 10) on a chunk with unaccepted units ->
+    # __free_unaccepted: onto zone->unaccepted_pages, no TDCALL, no host page.
+    run = make_run(registry, [{"plug": "128MiB"}], backend="plugged-bitmap")
+    result = run.run()
+    assert counters(run, "tdcall") == {}
+    assert result.host_bytes == {"peak": 0, "end": 0}
+    assert runs(run.driver.page, 0, 128 * MIB) == [(0, 128 * MIB, "unaccepted")]
+    assert list(map(tuple, run.driver.zone.deferred)) == [(0, 128 * MIB)]
+
+
+def test_first_allocation_accepts_one_chunk_and_its_guard(registry):
+    # use 4 KiB: free accepted memory 0 < promo watermark 128 pages ->
+    # cond_accept_memory accepts one 4 MiB chunk; accept_memory(4 MiB) ends
+    # on a unit boundary, so the next unit is accepted too (the guard):
+    # 3 units = 3 x (1 size_mismatch + 512 4K ok, 512 exits, 512 AUGs).
+    steps = [{"plug": "128MiB"}, {"use": "4KiB"}]
+    run = make_run(registry, steps, backend="plugged-bitmap")
+    result = run.run()
+    assert counters(run, "tdcall") == {"tdcall.accept.2m.size_mismatch": 3,
+                                       "tdcall.accept.4k.ok": 3 * 512}
+    assert run.ctx.counters["exit.ept_violation"] == 3 * 512
+    assert result.host_bytes["end"] == 6 << 20
+    assert runs(run.unaccepted.unaccepted, 0, 8 * MIB) == [(0, 6 * MIB, False),
+                                                          (6 * MIB, 8 * MIB, True)]
+    assert runs(run.driver.page, 0, 8 * MIB) == [(0, 1, "used"), (1, 4 * MIB, "free"),
+                                                 (4 * MIB, 8 * MIB, "unaccepted")]
+
+
+def test_allocations_top_up_to_the_promo_watermark(registry):
+    # 4 MiB + 1 page of order-0 allocations: the first takes chunk 0 (1024
+    # free, watermark 128); allocation k starts below the watermark when
+    # 1024 - (k - 1) < 128, i.e. at k = 898, which accepts chunk 1 (its
+    # unit 2 is already accepted: only unit 3 and the guard unit 4). After
+    # that 127 + 1024 pages are free, well above the watermark for the last
+    # 128 allocations: no third chunk.
+    steps = [{"plug": "128MiB"}, {"use": 1025 * 4096}]
+    run = make_run(registry, steps, backend="plugged-bitmap")
+    run.run()
+    assert counters(run, "tdcall") == {"tdcall.accept.2m.size_mismatch": 5,
+                                       "tdcall.accept.4k.ok": 5 * 512}
+    assert len(run.driver.zone.deferred) == 1
+    assert run.driver.zone.deferred[0][0] == 8 * MIB
+
+
+def test_eager_accept_counts_what_callbacks_counts(registry):
+    # accept_memory=eager: __free_unaccepted refuses, each chunk is accepted
+    # at once with its guard; over a whole block the guards are the next
+    # chunks' units, and the last guard (block 1) is not plugged: 64 units.
+    run = make_run(registry, [{"plug": "128MiB"}], backend="plugged-bitmap",
+                   accept_memory="eager")
+    run.run()
+    assert counters(run, "tdcall") == {"tdcall.accept.2m.size_mismatch": 64,
+                                       "tdcall.accept.4k.ok": 32768}
+
+
+def test_unplug_of_a_lazy_block_accepts_then_releases_it(registry):
+    # virtio_mem_sbm_unplug_sb_online -> alloc_contig_range isolates the
+    # block: set_migratetype_isolate -> accept_page for every listed chunk
+    # (64 units accepted); then unaccept_memory RELEASEs the plugged and
+    # accepted units before the UNPLUG (RFC v2 patch 6): 64 x (1 2M size
+    # mismatch + 512 4K ok).
+    steps = [{"plug": "128MiB"}, {"unplug": "128MiB"}]
+    run = make_run(registry, steps, backend="plugged-bitmap")
+    run.run()
+    assert counters(run, "tdcall") == {"tdcall.accept.2m.size_mismatch": 64,
+                                       "tdcall.accept.4k.ok": 32768,
+                                       "tdcall.release.2m.size_mismatch": 64,
+                                       "tdcall.release.4k.ok": 32768}
+    assert runs(run.unaccepted.plugged, 0, 128 * MIB) == [(0, 128 * MIB, False)]
+    assert runs(run.unaccepted.unaccepted, 0, 128 * MIB) == [(0, 128 * MIB, True)]
+
+
+def test_failed_unplug_reaccepts_in_fake_online(registry):
+    # RFC v2 has no re-accept in virtio_mem_send_unplug_request: the
+    # subblock stays released and marked unaccepted; the driver's rollback,
+    # virtio_mem_fake_online, now calls accept_memory before
+    # free_contig_range: the PENDING pages are accepted again, no exit. The
+    # retry timer then unplugs it (a second RELEASE).
+    steps = [{"plug": "128MiB"}, {"use": "all"}, {"free": "all"}, {"unplug": "2MiB"}]
+    faults = [{"call": "virtio_mem.unplug", "nth": 1, "status": "busy"}]
+    run = make_run(registry, steps, backend="plugged-bitmap", faults=faults)
+    result = run.run()
+    assert counters(run, "tdcall.release") == {"tdcall.release.2m.size_mismatch": 2,
+                                               "tdcall.release.4k.ok": 1024}
+    assert run.ctx.counters["tdcall.accept.4k.ok"] == 32768 + 512
+    assert run.ctx.counters["exit.ept_violation"] == 32768
+    assert counters(run, "virtio_mem.unplug") == {"virtio_mem.unplug.busy": 1,
+                                                  "virtio_mem.unplug.ack": 1}
+    assert result.verdict == "ok"
+
+
+def test_kdump_skips_what_the_unaccepted_table_calls_not_ram(registry):
+    # After a lazy plug and one page of use, units 0-2 are accepted. The
+    # capture kernel's pfn_is_ram asks the unaccepted table first
+    # (unaccepted_memory_vmcore_pfn_is_ram): units 3-63 are not RAM, and so
+    # is the last page of unit 2 (range_contains_unaccepted_memory adds the
+    # guard unit to a range ending on a unit boundary). virtio-mem asks
+    # STATE only for the 3 device blocks it then reads. Callbacks accepted
+    # everything: 64 STATE requests.
+    steps = [{"plug": "128MiB"}, {"use": "4KiB"}, "kdump"]
+    run = make_run(registry, steps, backend="plugged-bitmap")
+    result = run.run()
+    assert run.ctx.counters["virtio_mem.state.ack"] == 3
+    assert result.verdict == "ok"
+    eager = make_run(registry, steps)
+    eager.run()
+    assert eager.ctx.counters["virtio_mem.state.ack"] == 64
+
+
+def test_kexec_keeps_the_bitmap_and_releases_before_unplug_all(registry):
+    # The EFI table survives kexec; the new kernel's UNPLUG_ALL is preceded by
+    # unaccept_memory(vm->addr, vm->region_size) over the plugged and
+    # accepted units the old kernel left: units 0-2.
+    steps = [{"plug": "128MiB"}, {"use": "4KiB"}, "kexec"]
+    run = make_run(registry, steps, backend="plugged-bitmap")
+    run.run()
+    assert counters(run, "tdcall.release") == {"tdcall.release.2m.size_mismatch": 3,
+                                               "tdcall.release.4k.ok": 3 * 512}
+    assert run.ctx.counters["virtio_mem.unplug_all.ack"] == 1
+
+
+def test_rfc_v2_without_page_release_panics_on_a_noop_unplug(registry):
+    # tdx_unaccept_memory returns true without PAGE_RELEASE, but
+    # unaccept_memory still marks the units unaccepted; upstream QEMU keeps
+    # the private pages, so the re-plug's accept_memory meets MAPPED pages:
+    # 2M size mismatch, 4K ALREADY_ACCEPTED, tdx_accept_memory fails and
+    # arch_accept_memory panics.
+    steps = [{"plug": "128MiB"}, {"use": "all"}, {"unplug": "128MiB"}, {"plug": "128MiB"},
+             {"use": "all"}]
+    run = make_run(registry, steps, backend="plugged-bitmap", tdx={"page_release": False})
+    result = run.run()
+    assert counters(run, "tdcall.release") == {}
+    assert result.verdict == "crashed"
+    assert [v["kind"] for v in result.violations][-1] == "accept-panic"

@@ -335,7 +335,8 @@ class Tdx(Vendor):
             self.ctx.listeners.remove(captured.append)
         self._last_call.pop(op, None)
         after = self.host.uniform_values(start, end)
-        if done == end and key is not None and after is not None and self.faults.injected == injected_before:
+        clean = self.faults.injected == injected_before
+        if done == end and key is not None and after is not None and clean:
             events = _merged([e for e in captured if e.name in _PAGE_EVENTS], start)
             self._last_call[op] = (key, self.ctx.counters - before, after,
                                    self.faults.calls[calls] - calls_before, events)
