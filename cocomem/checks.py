@@ -13,7 +13,7 @@ VERDICTS = ("ok", "degraded", "unsafe", "crashed", "error")
 #: the class of kinds that are the VMM's doing: reported, but no verdict on the design
 VMM = "vmm"
 
-#: the stable violation kinds (DESIGN §3.3) and the verdict each implies
+#: the stable violation kinds (docs/model.md, section 7) and the verdict each implies
 KINDS: dict[str, str] = {
     "access-unaccepted": "crashed",
     "accept-panic": "crashed",

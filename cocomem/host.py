@@ -1,7 +1,7 @@
 """The host: QEMU's virtio-mem device and KVM's private/shared memory.
 
 Pages are numbered from the start of the device region. Rules follow QEMU's
-``hw/virtio/virtio-mem.c`` and KVM's TDX/guest_memfd code (DESIGN §2.2-§2.3).
+``hw/virtio/virtio-mem.c`` and KVM's TDX/guest_memfd code (docs/model.md, section 4).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The command line as users and scripts rely on it (README "Comparing designs",
-DESIGN §4): the four backends in one table, the email and JSON formats, exit
+docs/model.md, README): the four backends in one table, the email and JSON formats, exit
 status 1 on a failed ``expect:``, exit status 2 with one ``cocomem: error:``
 line (file, line, key; never a traceback) on bad input, and ``--plugin``."""
 

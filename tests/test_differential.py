@@ -125,16 +125,18 @@ class Differential(RuleBasedStateMachine):
     REGION, MEMORY_BLOCK, EXTENT = "64MiB", "8MiB", "16MiB"
     UNIT = 2 << 20
     MAX_UNITS = 8
+    #: a first plug (as step 0) of up to this many units
+    FIRST_PLUG_UNITS = 4
     USE_PAGES = (None, 1, 100, 512, 700, 2048, 5000)
 
     @initialize(backend=st.sampled_from(BACKENDS), mapping=st.sampled_from(("4k", "2m")),
                 memory=st.sampled_from(("start-private", "start-shared")),
                 discards=st.sampled_from(DISCARDS), implicit=st.booleans(),
                 accept=st.sampled_from(("lazy", "eager")), page_release=st.booleans(),
-                injected=st.lists(faults(), max_size=4), first_plug=st.integers(0, MAX_UNITS))
+                injected=st.lists(faults(), max_size=4), data=st.data())
     def boot(self, backend: str, mapping: str, memory: str, discards: list[str],
              implicit: bool, accept: str, page_release: bool, injected: list[dict],
-             first_plug: int) -> None:
+             data: st.DataObject) -> None:
         self.run = make_run(backend, accept_memory=accept, region=self.REGION,
                             memory_block=self.MEMORY_BLOCK, usable_extent=self.EXTENT,
                             mapping=mapping, memory=memory, discards=tuple(discards),
@@ -150,8 +152,9 @@ class Differential(RuleBasedStateMachine):
                       f"accept_memory={accept} page_release={page_release} faults={injected}")
         TALLY["runs"] += 1
         # start with memory plugged: the rules that use it need not wait for a plug
+        first_plug = data.draw(st.integers(0, self.FIRST_PLUG_UNITS), label="first plug")
         if first_plug:
-            self.plug(first_plug)
+            self._plug(first_plug)
 
     def apply(self, raw: Any) -> None:
         if not self.alive:  # the guest crashed: the run is over
@@ -166,26 +169,35 @@ class Differential(RuleBasedStateMachine):
         TALLY[f"step.{step.op}"] += 1
         assert_same(self.run, self.ref, where)
 
-    @rule(units=st.integers(1, MAX_UNITS))
-    def plug(self, units: int) -> None:
+    # sizes are drawn inside the rules: a subclass's class attributes apply
+    # (a strategy in a decorator is evaluated once, in this class)
+
+    def _plug(self, units: int) -> None:
         size = min(units * self.UNIT, self.region - self.requested)
         if size:
             self.requested += size
             self.apply({"plug": size})
 
-    @rule(units=st.integers(1, MAX_UNITS))
-    def unplug(self, units: int) -> None:
+    @rule(data=st.data())
+    def plug(self, data: st.DataObject) -> None:
+        self._plug(data.draw(st.integers(1, self.MAX_UNITS), label="units"))
+
+    @rule(data=st.data())
+    def unplug(self, data: st.DataObject) -> None:
+        units = data.draw(st.integers(1, self.MAX_UNITS), label="units")
         size = min(units * self.UNIT, self.requested)
         if size:
             self.requested -= size
             self.apply({"unplug": size})
 
-    @rule(pages=st.sampled_from(USE_PAGES))
-    def use(self, pages: int | None) -> None:
+    @rule(data=st.data())
+    def use(self, data: st.DataObject) -> None:
+        pages = data.draw(st.sampled_from(self.USE_PAGES), label="pages")
         self.apply({"use": pages * 4096 if pages else "all"})
 
-    @rule(pages=st.sampled_from(USE_PAGES))
-    def free(self, pages: int | None) -> None:
+    @rule(data=st.data())
+    def free(self, data: st.DataObject) -> None:
+        pages = data.draw(st.sampled_from(self.USE_PAGES), label="pages")
         self.apply({"free": pages * 4096 if pages else "all"})
 
     @rule(data=st.data(), online=st.booleans())
@@ -221,6 +233,7 @@ class DifferentialGiB(Differential):
     REGION, MEMORY_BLOCK, EXTENT = "2GiB", "1GiB", "256MiB"
     UNIT = 256 << 20
     MAX_UNITS = 5
+    FIRST_PLUG_UNITS = 0
     USE_PAGES = (None, 1, 262144, 300000)
 
 

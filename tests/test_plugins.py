@@ -57,3 +57,29 @@ def test_plugin_info_names_kind_version_and_hooks(registry):
     assert info["tdx"]["hooks"] == ["register_vendors"]
     assert info["callbacks"]["provides"] == ["backend:callbacks"]
     assert info["callbacks"]["version"] == "0.1.0"
+
+
+def test_every_assumption_and_departure_is_documented(registry):
+    # docs/model.md names each modelling choice, as `cocomem plugins --verbose` does
+    from pathlib import Path
+
+    from cocomem.model import CORE_ASSUMPTIONS
+
+    doc = (Path(__file__).parent.parent / "docs" / "model.md").read_text()
+    names = set(CORE_ASSUMPTIONS)
+    for cls in registry.vendors.values():
+        names |= set(cls.assumptions)
+    for cls in registry.backends.values():
+        names |= set(cls.departures)
+    missing = sorted(name for name in names if f"**{name}**" not in doc)
+    assert missing == []
+
+
+def test_every_backend_names_its_revision_in_the_docs(registry):
+    from pathlib import Path
+
+    doc = (Path(__file__).parent.parent / "docs" / "model.md").read_text()
+    for name, cls in registry.backends.items():
+        assert f"`{name}`" in doc
+        if cls.revision is not None:
+            assert cls.revision.message_id in doc, name

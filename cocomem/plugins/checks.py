@@ -1,4 +1,4 @@
-"""The built-in invariants (DESIGN §3.3)."""
+"""The built-in invariants (docs/model.md, section 7)."""
 
 from __future__ import annotations
 

@@ -126,7 +126,7 @@ class EmailReport(Report):
 
 class JsonReport(Report):
     name = "json"
-    description = "one JSON object (DESIGN §4), for scripts"
+    description = "one JSON object, for scripts"
 
     def render(self, comparison: Comparison) -> str:
         return json.dumps(comparison.as_dict(), indent=2)

@@ -3,7 +3,7 @@
 Follows ``arch/x86/coco/tdx/tdx-shared.c`` (``tdx_accept_memory``,
 ``try_accept_one``), ``arch/x86/coco/tdx/tdx.c`` (``tdx_map_gpa``,
 ``tdx_enc_status_changed``) and KVM's handling of the resulting exits.
-Counting rules: DESIGN §3.4. Model assumptions: ``ASSUMPTIONS`` below.
+Counting rules: docs/model.md, section 3.4. Model assumptions: ``ASSUMPTIONS`` below.
 """
 
 from __future__ import annotations
