@@ -38,8 +38,10 @@ def register_backends(register: Callable[[type[Any]], None]) -> None:
     """Register guest-kernel designs (a patch series, or mainline).
 
     Call ``register(cls)`` with a subclass of :class:`cocomem.backend.Backend`.
-    A backend implements the guest hooks that the designs differ in:
-    post-plug, pre-unplug, unplug failure and the memory notifier.
+    A backend implements the guest hooks that the designs differ in (around
+    the virtio-mem requests, memory add and removal, the memory notifier and
+    ``virtio_mem_fake_online``), names the posted revision it follows and
+    lists where it departs from it.
     """
 
 

@@ -554,3 +554,56 @@ def test_run_without_trace_prints_only_the_result():
     assert lines[1] == "  access-unaccepted at step 1: 0x100000000 size 0x1000"
     assert "  exit.ept_violation = 2" in lines
     assert not any("TDCALL" in line or line.startswith("step ") for line in lines)
+
+
+# --- 6. explain and plugins --verbose ------------------------------------------------
+
+def test_explain_gives_the_chain_of_each_violation():
+    result = cli("explain", "scenarios/noop-unplug-replug.yaml", "--backend", "notifier")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "notifier: unsafe (stale-assumed-zero, double-accept, private-residue)"
+    first = lines.index("stale-assumed-zero 0x108000000+4KiB: holds data written at step 1, "
+                        "unplugged since")
+    chain = lines[first + 1:lines.index("double-accept 0x108000000+4KiB")]
+    # the write, the unplug that took the data away (and what the host did),
+    # the re-plug, and the call whose status the guest ignored, in order
+    assert chain[chain.index("  step 1: guest writes 0x100000000+256MiB") + 1:] == [
+        "  step 2: virtio-mem UNPLUG 0x108000000+128MiB  [virtio_mem_send_unplug_request]",
+        "  step 2: host discard 0x108000000+128MiB planes=shared  "
+        "[QEMU virtio_mem_set_block_state]",
+        "  step 2: virtio-mem UNPLUG -> ACK  [QEMU virtio_mem_state_change_request]",
+        "  step 2: remove_memory 0x108000000+128MiB  [offline_and_remove_memory]",
+        "  step 3: virtio-mem PLUG 0x108000000+128MiB  [virtio_mem_send_plug_request]",
+        "  step 3: virtio-mem PLUG -> ACK  [QEMU virtio_mem_state_change_request]",
+        "  step 3: add_memory 0x108000000+128MiB  [add_memory_driver_managed]",
+        "  step 3: memory notifier MEM_GOING_ONLINE 0x108000000+128MiB  "
+        "[online_pages: memory_notify]",
+        "  step 3: tdx_accept_memory 0x108000000+128MiB",
+        "  step 3: TDCALL TDG.MEM.PAGE.ACCEPT 0x108000000+4KiB level=4k -> ALREADY_ACCEPTED"
+        "  [try_accept_one]",
+    ]
+
+
+def test_explain_of_a_clean_run_says_so():
+    result = cli("explain", SHIPPED, "--backend", "callbacks")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines() == ["callbacks: ok (no violations)"]
+
+
+def test_explain_unknown_backend_is_bad_input():
+    result = cli("explain", SHIPPED, "--backend", "nosuch")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"cocomem: error: {SHIPPED}: --backend: unknown backend")
+
+
+def test_plugins_verbose_names_each_revision_and_assumption():
+    result = cli("plugins", "--verbose")
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout
+    assert ('  callbacks: "[RFC PATCH 0/6] Support virtio-mem memory hotplug in TDX guests", '
+            "2026-06-04, <20260604093551.1511079-1-zhenzhong.duan@intel.com>") in out
+    assert "  mainline: mainline Linux" in out
+    assert "departs (unplug-all-untouched):" in out
+    assert "tdx (release-not-accepted):" in out
+    assert "  boot-memory-1g: the guest booted with 1 GiB" in out
