@@ -77,7 +77,7 @@ def main() -> int:
         rows.append(json.loads(out))
     for row in rows:
         print(f"{row['region']:>6}: {row['seconds'] * 1000:8.1f} ms "
-              f"(4 backends x 2 mapping levels, best of {args.repeat}), "
+              f"(every backend x 2 mapping levels, best of {args.repeat}), "
               f"peak RSS {row['peak_mib']:.0f} MiB")
     ratio = rows[1]["seconds"] / rows[0]["seconds"]
     print(f"time ratio 64TiB/1GiB: {ratio:.2f} (limit 2.00); "

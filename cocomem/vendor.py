@@ -51,11 +51,6 @@ class Vendor:
         self.faults = faults
         self.options = options
 
-    @property
-    def supports_release(self) -> bool:
-        """Whether the guest can give accepted memory back (TDX: PAGE_RELEASE)."""
-        return False
-
     def accept_memory(self, start: int, end: int, *,
                       tolerate_already_accepted: bool = False) -> bool:
         """Accept ``[start, end)``; False when the platform refused part of it.

@@ -905,10 +905,10 @@ class ReferenceRun:
 
     def access(self, s: int, e: int) -> None:
         self.touch(s, e)
-        bad = np.isin(self.private[s:e], (FREE, P4K, P2M))
-        if bad.any():
-            first = true_runs(bad, s)[0]
-            raise Crash("access-unaccepted", *first)
+        bad = np.flatnonzero(np.isin(self.private[s:e], (FREE, P4K, P2M)))
+        if len(bad):  # the TD dies at the first such page
+            page = s + int(bad[0])
+            raise Crash("access-unaccepted", page, page + 1)
         self.violation_where("use-after-unplug", ~self.sb_plugged[s:e], s)
         self.violation_where("use-after-unplug", ~self.plugged[s:e], s)
 

@@ -11,10 +11,6 @@ class NoCoco(Vendor):
     description = "non-confidential guest: memory needs no acceptance"
     confidential = False
 
-    @property
-    def supports_release(self) -> bool:
-        return True
-
     def accept_memory(self, start: int, end: int, *,
                       tolerate_already_accepted: bool = False) -> bool:
         return True

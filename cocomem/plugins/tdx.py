@@ -112,10 +112,6 @@ class Tdx(Vendor):
         #: op -> (key, counters, state after, calls, page events) of the last walk
         self._last_call: dict[str, tuple] = {}
 
-    @property
-    def supports_release(self) -> bool:
-        return self.options.page_release
-
     # -- one TDCALL ------------------------------------------------------
 
     def _tdcall(self, op: str, page: int, level: str, status: str) -> str:
