@@ -49,7 +49,8 @@ def _options(loaded: LoadedScenario, model: type, raw: dict, key: tuple) -> Any:
         return model.model_validate(raw or {})
     except ValidationError as exc:
         err = exc.errors()[0]
-        message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        message = ("unknown key" if err["type"] == "extra_forbidden"
+                   else err["msg"].removeprefix("Value error, "))
         raise loaded.error(key + tuple(err["loc"]), message) from None
 
 

@@ -256,6 +256,10 @@ BAD_SCENARIOS = [
     ("unknown-expect-backend", BASE + "expect:\n  nosuch: {verdict: ok}\n", [],
      ":11: expect.nosuch: unknown backend 'nosuch'; known: callbacks, mainline, notifier, "
      "plugged-bitmap, start-shared"),
+    ("removed-callbacks-option",
+     BASE + "backend_options:\n  callbacks: {skip_release_without_page_release: true}\n", [],
+     ":11: backend_options.callbacks: skip_release_without_page_release was removed: RFC v1 "
+     "as posted issues no RELEASE without PAGE_RELEASE"),
     ("unknown-verdict", BASE + "expect:\n  callbacks: {verdict: fine}\n", [],
      ":11: expect.callbacks.verdict: Input should be 'ok', 'degraded', 'unsafe', "
      "'crashed' or 'error'"),

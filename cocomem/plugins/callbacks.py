@@ -18,14 +18,32 @@ before UNPLUG_ALL (kexec).
 
 from __future__ import annotations
 
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
 from cocomem.backend import Backend, Revision
 from cocomem.hookspecs import hookimpl
+
+
+class CallbacksOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _removed(cls, raw: Any) -> Any:
+        if isinstance(raw, dict) and "skip_release_without_page_release" in raw:
+            raise ValueError("skip_release_without_page_release was removed: RFC v1 as posted "
+                             "issues no RELEASE without PAGE_RELEASE (tdx_release_memory "
+                             "returns true), which is now what callbacks does")
+        return raw
 
 
 class Callbacks(Backend):
     name = "callbacks"
     description = "RFC v1: accept exactly the plugged range; release before unplug"
     order = 30
+    Options = CallbacksOptions
     revision = Revision(
         subject="[RFC PATCH 0/6] Support virtio-mem memory hotplug in TDX guests",
         date="2026-06-04",
