@@ -237,9 +237,10 @@ class VirtioMem:
         for s, e, state in pieces:
             if state == FAKE_OFFLINE:
                 self.zone.free_pages_core(s, e, order)
-            else:
-                self.backend.fake_online(s, e)
-                self.page.set(s, e, BUDDY)
+                continue
+            for block in range(s, e, order):  # the kernel's loop, one block at a time
+                self.backend.fake_online(block, block + order)
+            self.page.set(s, e, BUDDY)
 
     def fake_offline(self, start: int, end: int) -> None:
         """virtio_mem_fake_offline: alloc_contig_range, migrating what is in use."""
