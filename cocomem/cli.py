@@ -10,12 +10,13 @@ import typer
 from tabulate import tabulate, tabulate_formats
 
 from .compare import compare, select
-from .engine import run_backend
+from .engine import Result, run_backend
 from .errors import CocomemError
 from .explain import format_explanation
 from .model import describe_model
 from .registry import Registry, load_registry
-from .scenario import load_scenario
+from .run import Event
+from .scenario import LoadedScenario, load_scenario
 from .trace import format_event
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -90,6 +91,19 @@ def compare_cmd(
         raise typer.Exit(1)
 
 
+def _run_one(scenario: Path, backend: str, vendor: str | None,
+             plugins: list[str]) -> tuple[LoadedScenario, str, Result, list[Event]]:
+    """One backend's run with its events; bad input exits 2."""
+    try:
+        registry = _registry(plugins)
+        loaded = load_scenario(scenario, set(registry.vendors))
+        (name,), vendor_name = select(loaded, registry, [backend], vendor)
+        events: list[Event] = []
+        return loaded, name, run_backend(loaded, registry, name, vendor_name, events), events
+    except CocomemError as exc:
+        raise _fail(str(exc)) from None
+
+
 @app.command("run")
 def run_cmd(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
@@ -99,14 +113,7 @@ def run_cmd(
     plugin: PluginOpt = [],  # noqa: B006
 ) -> None:
     """Run one backend through SCENARIO; with --trace, show every step it took."""
-    try:
-        registry = _registry(plugin)
-        loaded = load_scenario(scenario, set(registry.vendors))
-        (name,), vendor_name = select(loaded, registry, [backend], vendor)
-        events: list = []
-        result = run_backend(loaded, registry, name, vendor_name, events if trace else None)
-    except CocomemError as exc:
-        raise _fail(str(exc)) from None
+    loaded, name, result, events = _run_one(scenario, backend, vendor, plugin)
     if trace:
         for event in events:
             line = format_event(event, loaded.scenario.device.addr)
@@ -130,14 +137,7 @@ def explain_cmd(
     plugin: PluginOpt = [],  # noqa: B006
 ) -> None:
     """For each violation of BACKEND on SCENARIO, the chain of events that led to it."""
-    try:
-        registry = _registry(plugin)
-        loaded = load_scenario(scenario, set(registry.vendors))
-        (name,), vendor_name = select(loaded, registry, [backend], vendor)
-        events: list = []
-        result = run_backend(loaded, registry, name, vendor_name, events)
-    except CocomemError as exc:
-        raise _fail(str(exc)) from None
+    loaded, name, result, events = _run_one(scenario, backend, vendor, plugin)
     kinds = ", ".join(dict.fromkeys(v["kind"] for v in result.violations)) or "no violations"
     typer.echo(f"{name}: {result.verdict} ({kinds})")
     if result.error:
