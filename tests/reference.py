@@ -1,5 +1,5 @@
 """A dense reference model: one numpy element per 4 KiB page, written as plainly
-as the rules read (DESIGN §2-§3 and the docstrings of ``cocomem/unaccepted.py``,
+as the rules read (docs/model.md and the docstrings of ``cocomem/unaccepted.py``,
 ``cocomem/zone.py`` and the backend and vendor plugins), to check the
 run-length engine against.
 
@@ -703,8 +703,9 @@ class ReferenceRun:
     def fake_online(self, s: int, e: int) -> None:
         """virtio_mem_fake_online: blocks of the largest order the range's alignment
         allows; a never-onlined block (PageDirty) goes through generic_online_page,
-        a block taken by alloc_contig_range through the backend's hook and
-        free_contig_range."""
+        a block taken by alloc_contig_range through the backend's hook (RFC v2 patch
+        6: accept_memory) and free_contig_range, block by block as the kernel's
+        loop calls them."""
         order = CHUNK
         while s % order or (e - s) % order:
             order //= 2
