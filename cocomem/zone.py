@@ -165,5 +165,5 @@ class Zone:
         self.cond_accept_memory()
         free = self.free_accepted
         if self.deferred:  # then free >= watermark: the top-up stopped there
-            free = min(free, free - self.watermark() + 1)
+            free = min(free, max(1, free - self.watermark() + 1))
         return free if wanted is None else min(wanted, free)
