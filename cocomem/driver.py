@@ -37,7 +37,7 @@ from .state import (
     USED,
 )
 from .unaccepted import UnacceptedMemory
-from .units import PAGE_SIZE
+from .units import PAGE_SIZE, align_up
 from .zone import Zone
 
 EIO, EAGAIN, ENOMEM, EBUSY, ETXTBSY, ENOSPC, EINVAL = -5, -11, -12, -16, -26, -28, -22
@@ -159,24 +159,20 @@ class VirtioMem:
         goes to generic_online_page whole; a mixed one subblock by subblock; unplugged
         pieces stay fake-offline."""
         order = PAGES_PER_MAX_ORDER
-        if self.sb_pages >= order or not self.zone.unaccepted.covers:
-            for s, e, plugged in list(self.sb_plugged.runs(start, end)):
-                if plugged:
-                    self.zone.free_pages_core(s, e, order)
-                else:
-                    self.page.set(s, e, FAKE_OFFLINE)
-            return
         for s, e, plugged in list(self.sb_plugged.runs(start, end)):
-            # whole MAX_ORDER blocks inside a run; a block cut by a run edge is mixed
-            inner_s, inner_e = -(-s // order) * order, e - e % order
             if not plugged:
                 self.page.set(s, e, FAKE_OFFLINE)
-            elif inner_s < inner_e:
-                self.zone.free_pages_core(inner_s, inner_e, order)
-            if plugged:
-                for ps, pe in ((s, min(e, inner_s)), (max(s, inner_e), e)):
-                    if ps < pe:
-                        self.zone.free_pages_core(ps, pe, self.sb_pages)
+                continue
+            # whole MAX_ORDER blocks inside the run; a block a run edge cuts is mixed:
+            # its plugged part goes subblock by subblock
+            inner_s, inner_e = align_up(s, order), e - e % order
+            if inner_s >= inner_e:  # inside one MAX_ORDER block
+                self.zone.free_pages_core(s, e, self.sb_pages)
+                continue
+            self.zone.free_pages_core(inner_s, inner_e, order)
+            for ps, pe in ((s, inner_s), (inner_e, e)):
+                if ps < pe:
+                    self.zone.free_pages_core(ps, pe, self.sb_pages)
 
     def offline_mb(self, mb: int) -> None:
         """offline_pages(): isolate, migrate what is in use, then the notifier chain."""
@@ -223,18 +219,11 @@ class VirtioMem:
         order = PAGES_PER_MAX_ORDER
         while (start | (end - start)) % order:
             order //= 2
-        # each block of 2^order pages goes by the state of its first page
-        pieces: list[list] = []
         for s, e, state in list(self.page.runs(start, end)):
-            s = -(-s // order) * order
+            # a block of 2^order pages goes by the state of its first page
+            s, e = align_up(s, order), align_up(e, order)
             if s >= e:
                 continue
-            if pieces and pieces[-1][2] == state:
-                continue
-            if pieces:
-                pieces[-1][1] = s
-            pieces.append([s, end, state])
-        for s, e, state in pieces:
             if state == FAKE_OFFLINE:
                 self.zone.free_pages_core(s, e, order)
                 continue

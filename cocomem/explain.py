@@ -9,7 +9,7 @@ it was reported. Each line names the step and the function it models.
 from __future__ import annotations
 
 from .run import Event
-from .trace import describe, function_of
+from .trace import describe, function_of, page_range
 
 #: events that say nothing about a page's history
 _SKIP = ("step", "step.end", "finish", "violation", "accept.done", "accept.already",
@@ -28,7 +28,7 @@ def _touches(event: Event, page: int) -> bool:
     return event.start is not None and event.start <= page < event.end
 
 
-def explain(events: list[Event], base: int) -> list[tuple[Event, list[tuple[int, Event]]]]:
+def explain(events: list[Event]) -> list[tuple[Event, list[tuple[int, Event]]]]:
     """Each first report of a violation, with its chain of (step, event)."""
     out: list[tuple[Event, list[tuple[int, Event]]]] = []
     history: list[tuple[int, Event]] = []
@@ -43,12 +43,11 @@ def explain(events: list[Event], base: int) -> list[tuple[Event, list[tuple[int,
             if key in seen:
                 continue
             seen.add(key)
-            latest: dict[tuple, tuple[int, Event]] = {}
-            for when, past in history:
+            latest: dict[tuple, int] = {}  # category -> position of its last event
+            for position, (_, past) in enumerate(history):
                 if _touches(past, event.start):
-                    latest[_category(past)] = (when, past)
-            chain = sorted(latest.values(), key=lambda item: history.index(item))
-            out.append((event, chain))
+                    latest[_category(past)] = position
+            out.append((event, [history[position] for position in sorted(latest.values())]))
         elif event.name not in _SKIP and (event.name != "notify"
                                           or event.info["action"] in _NOTIFY):
             history.append((step, event))
@@ -57,9 +56,9 @@ def explain(events: list[Event], base: int) -> list[tuple[Event, list[tuple[int,
 
 def format_explanation(events: list[Event], base: int) -> list[str]:
     lines = []
-    for violation, chain in explain(events, base):
+    for violation, chain in explain(events):
         info = violation.info
-        where = describe(Event("x", violation.start, violation.end), base).split(" ", 1)[1]
+        where = page_range(violation, base)
         detail = f": {info['detail']}" if info.get("detail") else ""
         lines.append(f"{info['kind']} {where}{detail}")
         if not chain:

@@ -21,7 +21,7 @@ from .state import (
     SHARED,
     with_level,
 )
-from .units import PAGE_SIZE
+from .units import PAGE_SIZE, align_up
 
 # virtio-mem requests and responses (include/uapi/linux/virtio_mem.h).
 ACK, NACK, BUSY, ERROR = "ack", "nack", "busy", "error"
@@ -104,7 +104,7 @@ class Host:
         # block-aligned, 0 when nothing is requested; it only grows while the
         # guest runs (it shrinks on UNPLUG_ALL and on reset).
         usable = min(self.npages, self.requested_pages + self.usable_extent_pages)
-        usable = -(-usable // self.block_pages) * self.block_pages
+        usable = align_up(usable, self.block_pages)
         if not self.requested_pages:
             usable = 0
         if usable < self.usable_pages and not can_shrink:

@@ -52,7 +52,7 @@ def function_of(event: Event) -> str | None:
     return FUNCTIONS.get(event.name)
 
 
-def _range(event: Event, base: int) -> str:
+def page_range(event: Event, base: int) -> str:
     if event.start is None:
         return ""
     start = base + event.start * PAGE_SIZE
@@ -68,7 +68,7 @@ def describe(event: Event, base: int) -> str | None:
     if event.name in _QUIET:
         return None
     info = event.info
-    where = _range(event, base)
+    where = page_range(event, base)
     name = event.name
     if name == "step":
         return f"step {info['index']}: {info['what']}"

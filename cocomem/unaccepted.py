@@ -19,6 +19,7 @@ from __future__ import annotations
 from .run import RunContext
 from .runmap import RunMap
 from .state import PAGES_PER_2M
+from .units import align_up
 from .vendor import Vendor
 
 UNIT = PAGES_PER_2M
@@ -57,7 +58,7 @@ class UnacceptedMemory:
 
     def _units(self, start: int, end: int) -> tuple[int, int]:
         """[start, end) widened to whole units (range_start / DIV_ROUND_UP(end))."""
-        return start - start % UNIT, min(self.npages, -(-end // UNIT) * UNIT)
+        return start - start % UNIT, min(self.npages, align_up(end, UNIT))
 
     def _guarded(self, start: int, end: int) -> tuple[int, int]:
         # "an extra 'guard' page is accepted" when the range ends on a unit

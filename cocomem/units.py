@@ -59,3 +59,8 @@ def format_bytes_short(nbytes: int) -> str:
 
 def is_power_of_two(value: int) -> bool:
     return value > 0 and value & (value - 1) == 0
+
+
+def align_up(value: int, align: int) -> int:
+    """The smallest multiple of ``align`` at or above ``value``."""
+    return -(-value // align) * align

@@ -19,6 +19,7 @@ from .run import RunContext
 from .runmap import RunMap
 from .state import BUDDY, MANAGED, PAGES_PER_MAX_ORDER, UNACCEPTED
 from .unaccepted import UnacceptedMemory
+from .units import align_up
 
 CHUNK = PAGES_PER_MAX_ORDER
 
@@ -147,7 +148,7 @@ class Zone:
             if lo >= hi:
                 kept.append([s, e])
                 continue
-            hi = -(-hi // CHUNK) * CHUNK
+            hi = align_up(hi, CHUNK)
             if s < lo:
                 kept.append([s, lo])
             touched.extend(range(lo, hi, CHUNK))

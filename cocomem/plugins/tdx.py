@@ -29,6 +29,7 @@ from cocomem.state import (
     SHARED,
     with_level,
 )
+from cocomem.units import align_up
 from cocomem.vendor import CostEntry, Vendor
 
 OK = "ok"
@@ -214,28 +215,21 @@ class Tdx(Vendor):
         host = self.host
         span_end = min(end, *(next(m.runs(pos, end))[1] for m in host.page_maps))
         chunks = (span_end - pos) // PAGES_PER_2M
-        before = Counter(self.ctx.counters)
-        calls_before = self.faults.calls[f"tdcall.{op}"]
-        injected_before = self.faults.injected
-        captured: list[Event] = []
-        self.ctx.listeners.append(captured.append)
         first_end = pos + PAGES_PER_2M
         done = pos
-        try:
+        with _Recording(self, op) as first:
             while done < first_end:
                 size = self._try_accept_one(done, end, try_one, succeeded)
                 if not size:
                     return done - pos, False
                 done += size
-        finally:
-            self.ctx.listeners.remove(captured.append)
-        if done != first_end or chunks < 2 or self.faults.injected != injected_before:
+        if done != first_end or chunks < 2 or not first.clean:
             # a chunk that met an injected status is no pattern for the next ones
             return done - pos, True
-        delta = self.ctx.counters - before
+        delta = first.counters
         giga = {k: v for k, v in delta.items() if k.startswith(f"tdcall.{op}.1g.")}
         per_chunk = delta - Counter(giga)
-        calls = self.faults.calls[f"tdcall.{op}"] - calls_before - sum(giga.values())
+        calls = first.calls - sum(giga.values())
         room = self.faults.calls_before_next_fault(f"tdcall.{op}")
         if room is not None:
             chunks = min(chunks, 1 + room // (calls + 1))
@@ -246,7 +240,7 @@ class Tdx(Vendor):
             return PAGES_PER_2M, True
         repeats = chunks - 1
         # try_accept_one tries 1G at each 1G-aligned chunk with >= 1G left
-        first_giga = _align_up(first_end, PAGES_PER_1G)
+        first_giga = align_up(first_end, PAGES_PER_1G)
         last_giga = min(rest_end - 1, end - PAGES_PER_1G)
         giga_calls = max(0, (last_giga - first_giga) // PAGES_PER_1G + 1)
         for name, n in per_chunk.items():
@@ -255,9 +249,9 @@ class Tdx(Vendor):
         self.faults.skip(f"tdcall.{op}", calls * repeats + giga_calls)
         self.ctx.emit("repeat", first_end, rest_end, chunks=repeats, op=op)
         seen = set()
-        for event in captured:
+        for event in first.events:
             key = (event.name, tuple(sorted(event.info.items())))
-            if event.name in _PAGE_EVENTS and key not in seen:
+            if key not in seen:
                 seen.add(key)
                 self.ctx.emit(event.name, first_end, rest_end, **event.info)
         return chunks * PAGES_PER_2M, True
@@ -320,22 +314,13 @@ class Tdx(Vendor):
             for name, offset, length, info in events:
                 self.ctx.emit(name, start + offset, start + offset + length, **info)
             return end
-        before = Counter(self.ctx.counters)
-        calls_before = self.faults.calls[calls]
-        injected_before = self.faults.injected
-        captured: list[Event] = []
-        self.ctx.listeners.append(captured.append)
-        try:
+        with _Recording(self, op) as walked:
             done = walk()
-        finally:
-            self.ctx.listeners.remove(captured.append)
         self._last_call.pop(op, None)
         after = self.host.uniform_values(start, end)
-        clean = self.faults.injected == injected_before
-        if done == end and key is not None and after is not None and clean:
-            events = _merged([e for e in captured if e.name in _PAGE_EVENTS], start)
-            self._last_call[op] = (key, self.ctx.counters - before, after,
-                                   self.faults.calls[calls] - calls_before, events)
+        if done == end and key is not None and after is not None and walked.clean:
+            self._last_call[op] = (key, walked.counters, after, walked.calls,
+                                   _merged(walked.events, start))
         return done
 
     def release_memory(self, start: int, end: int) -> bool:
@@ -421,6 +406,33 @@ class Tdx(Vendor):
         return self.host.private.runs_where(start, end, FREE, PENDING_4K, PENDING_2M)
 
 
+class _Recording:
+    """What a stretch of one op's calls did: the counters it added, how many calls
+    of ``tdcall.<op>`` it made, whether an injected status met it (then it is no
+    pattern to repeat), and the page events the checks read."""
+
+    def __init__(self, vendor: Tdx, op: str) -> None:
+        self.ctx, self.faults, self.call = vendor.ctx, vendor.faults, f"tdcall.{op}"
+        self.events: list[Event] = []
+
+    def _listen(self, event: Event) -> None:
+        if event.name in _PAGE_EVENTS:
+            self.events.append(event)
+
+    def __enter__(self) -> _Recording:
+        self._counters = Counter(self.ctx.counters)
+        self._calls = self.faults.calls[self.call]
+        self._injected = self.faults.injected
+        self.ctx.listeners.append(self._listen)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.ctx.listeners.remove(self._listen)
+        self.counters = self.ctx.counters - self._counters
+        self.calls = self.faults.calls[self.call] - self._calls
+        self.clean = self.faults.injected == self._injected
+
+
 def _merged(events: list[Event], base: int) -> list[tuple[str, int, int, dict]]:
     """Events as (name, offset from ``base``, length, info), adjacent equal ones joined."""
     out: list[list] = []
@@ -431,10 +443,6 @@ def _merged(events: list[Event], base: int) -> list[tuple[str, int, int, dict]]:
         else:
             out.append([e.name, e.start - base, e.end - e.start, e.info])
     return [tuple(item) for item in out]
-
-
-def _align_up(value: int, align: int) -> int:
-    return -(-value // align) * align
 
 
 @hookimpl
