@@ -5,7 +5,7 @@ hooks. Each hook receives a ``register`` callback and calls it once per object,
 the way llm's ``register_models`` works: the callback validates the object and
 remembers which plugin gave it, so a bad plugin is named in the error.
 
-Built-in plugins live in ``cocomem.plugins`` and are found through the
+Built-in plugins live in ``cocomem_plugins`` and are found through the
 ``cocomem`` entry-point group, exactly like a third-party package; ``--plugin
 FILE.py`` loads one more module from a path.
 """
