@@ -58,6 +58,10 @@ class Backend:
     #: the EFI unaccepted-memory table covers the device region, with a "plugged"
     #: bitmap beside it (RFC v2 patches 1-3); mainline covers boot memory only
     covers_hotplug_memory: ClassVar[bool] = False
+    #: vendors whose arch code the posted series hooks (None: it works through
+    #: arch-neutral calls on every platform). On another vendor the series
+    #: registers nothing, so the run is mainline's, and the verdict says so.
+    platforms: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(self, ctx: RunContext, vendor: Vendor, options: BaseModel,
                  unaccepted: UnacceptedMemory) -> None:

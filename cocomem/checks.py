@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
+from .results import VERDICTS
+
 if TYPE_CHECKING:
     from .engine import BackendRun
     from .run import Event
 
-#: verdicts from best to worst; ``error`` is a backend that could not run.
-VERDICTS = ("ok", "degraded", "unsafe", "crashed", "error")
 #: the class of kinds that are the VMM's doing: reported, but no verdict on the design
 VMM = "vmm"
 
@@ -53,8 +53,8 @@ class Check:
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     kinds: ClassVar[dict[str, str]] = {}
-    #: event names this check wants; empty means all
-    events: ClassVar[tuple[str, ...]] = ()
+    #: event names this check wants (None: every event; empty: none, only on_finish)
+    events: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(self, run: BackendRun) -> None:
         self.run = run

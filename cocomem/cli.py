@@ -9,12 +9,13 @@ from typing import Annotated
 import typer
 from tabulate import tabulate, tabulate_formats
 
-from .compare import compare, select
-from .engine import Result, run_backend
+from .compare import compare_vendors, select, select_vendors
+from .engine import run_backend
 from .errors import CocomemError
 from .explain import format_explanation
 from .model import describe_model
 from .registry import Registry, load_registry
+from .results import Result
 from .run import Event
 from .scenario import LoadedScenario, load_scenario
 from .trace import format_event
@@ -26,6 +27,9 @@ PluginOpt = Annotated[list[str], typer.Option("--plugin", help="Load one more pl
 BackendOpt = Annotated[list[str], typer.Option("--backend", "-b", help="Backend to run "
                                                 "(repeatable; default: the scenario's, or all).")]
 VendorOpt = Annotated[str | None, typer.Option("--vendor", help="Override the scenario's vendor.")]
+VendorsOpt = Annotated[list[str], typer.Option("--vendor", help="Run on this vendor instead of "
+                                               "the scenario's (repeatable: one comparison "
+                                               "per vendor).")]
 
 
 def _fail(message: str) -> typer.Exit:
@@ -37,12 +41,16 @@ def _registry(plugins: list[str]) -> Registry:
     return load_registry(plugins)
 
 
-def _command(scenario: Path, backends: list[str], vendor: str | None, fmt: str) -> str:
+def _command(scenario: Path, backends: list[str], vendors: list[str], fmt: str,
+             plugins: list[str]) -> str:
+    """The command line that reproduces this comparison, quoted for a shell."""
     words = ["cocomem", "compare", str(scenario)]
     for name in backends:
         words += ["--backend", name]
-    if vendor:
-        words += ["--vendor", vendor]
+    for name in vendors:
+        words += ["--vendor", name]
+    for path in plugins:
+        words += ["--plugin", path]
     if fmt != "table":
         words += ["--format", fmt]
     return shlex.join(words)
@@ -52,13 +60,13 @@ def _command(scenario: Path, backends: list[str], vendor: str | None, fmt: str) 
 def compare_cmd(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
     backend: BackendOpt = [],  # noqa: B006 (typer reads the default)
-    vendor: VendorOpt = None,
+    vendor: VendorsOpt = [],  # noqa: B006
     fmt: Annotated[str, typer.Option("--format", "-f", help="table (default), email, json, "
                                      "or any tabulate format.")] = "table",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here.")] = None,
     plugin: PluginOpt = [],  # noqa: B006
 ) -> None:
-    """Run every backend through SCENARIO and print one table.
+    """Run every backend through SCENARIO and print one table (one per --vendor).
 
     Exit status: 0 when every expect: held, 1 when one failed, 2 on bad input.
     """
@@ -69,10 +77,10 @@ def compare_cmd(
                                f"{', '.join(sorted(registry.reports))} and tabulate's "
                                f"({', '.join(tabulate_formats)})")
         loaded = load_scenario(scenario, set(registry.vendors))
-        comparison = compare(loaded, registry, backend, vendor,
-                             command=_command(scenario, backend, vendor, fmt))
+        comparisons = compare_vendors(loaded, registry, backend, vendor,
+                                      command=_command(scenario, backend, vendor, fmt, plugin))
         report_cls = registry.reports.get(fmt, registry.reports["table"])
-        text = report_cls(fmt).render(comparison)
+        text = report_cls(fmt).render_many(comparisons)
         if output:
             try:
                 output.write_text(text + "\n")
@@ -82,24 +90,29 @@ def compare_cmd(
             typer.echo(text)
     except CocomemError as exc:
         raise _fail(str(exc)) from None
-    for result in comparison.results.values():
-        if result.error:
-            typer.echo(f"cocomem: backend {result.backend} failed: {result.error}", err=True)
-    for failure in comparison.expectation_failures:
+    failures = [f for c in comparisons for f in c.expectation_failures]
+    for comparison in comparisons:
+        for result in comparison.results.values():
+            if result.error:
+                typer.echo(f"cocomem: backend {result.backend} failed: {result.error}",
+                           err=True)
+    for failure in failures:
         typer.echo(f"expect failed: {failure}", err=True)
-    if comparison.expectation_failures:
+    if failures:
         raise typer.Exit(1)
 
 
 def _run_one(scenario: Path, backend: str, vendor: str | None,
-             plugins: list[str]) -> tuple[LoadedScenario, str, Result, list[Event]]:
+             plugins: list[str]) -> tuple[LoadedScenario, str, type, Result, list[Event]]:
     """One backend's run with its events; bad input exits 2."""
     try:
         registry = _registry(plugins)
         loaded = load_scenario(scenario, set(registry.vendors))
-        (name,), vendor_name = select(loaded, registry, [backend], vendor)
+        (name,) = select(loaded, registry, [backend])
+        (vendor_name,) = select_vendors(loaded, registry, [vendor] if vendor else [])
         events: list[Event] = []
-        return loaded, name, run_backend(loaded, registry, name, vendor_name, events), events
+        result = run_backend(loaded, registry, name, vendor_name, events)
+        return loaded, name, registry.vendors[vendor_name], result, events
     except CocomemError as exc:
         raise _fail(str(exc)) from None
 
@@ -113,10 +126,10 @@ def run_cmd(
     plugin: PluginOpt = [],  # noqa: B006
 ) -> None:
     """Run one backend through SCENARIO; with --trace, show every step it took."""
-    loaded, name, result, events = _run_one(scenario, backend, vendor, plugin)
+    loaded, name, vendor_cls, result, events = _run_one(scenario, backend, vendor, plugin)
     if trace:
         for event in events:
-            line = format_event(event, loaded.scenario.device.addr)
+            line = format_event(event, loaded.scenario.device.addr, vendor_cls)
             if line:
                 typer.echo(line)
         typer.echo("")
@@ -137,12 +150,12 @@ def explain_cmd(
     plugin: PluginOpt = [],  # noqa: B006
 ) -> None:
     """For each violation of BACKEND on SCENARIO, the chain of events that led to it."""
-    loaded, name, result, events = _run_one(scenario, backend, vendor, plugin)
+    loaded, name, vendor_cls, result, events = _run_one(scenario, backend, vendor, plugin)
     kinds = ", ".join(dict.fromkeys(v["kind"] for v in result.violations)) or "no violations"
     typer.echo(f"{name}: {result.verdict} ({kinds})")
     if result.error:
         typer.echo(f"  error: {result.error}")
-    for line in format_explanation(events, loaded.scenario.device.addr):
+    for line in format_explanation(events, loaded.scenario.device.addr, vendor_cls):
         typer.echo(line)
 
 

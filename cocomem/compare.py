@@ -1,29 +1,42 @@
-"""Run several backends through one scenario and judge the expectations."""
+"""Run several backends through one scenario, on one or more vendors, and judge
+the expectations."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .engine import Result, run_backend, validate_faults
+from .engine import run_backend, validate_faults
 from .errors import ScenarioError
 from .registry import Registry
-from .report import Comparison
+from .results import Comparison, Result
 from .scenario import LoadedScenario
 
 
-def select(loaded: LoadedScenario, registry: Registry, backends: Sequence[str] = (),
-           vendor: str | None = None) -> tuple[list[str], str]:
-    """The backends and vendor to run: command line first, then the scenario, then all."""
+def select_vendors(loaded: LoadedScenario, registry: Registry,
+                   vendors: Sequence[str] = ()) -> list[str]:
+    """The vendors to run: the command line's (in order), else the scenario's."""
+    known = ", ".join(sorted(registry.vendors))
+    for name in vendors:
+        if name not in registry.vendors:
+            raise ScenarioError(f"unknown vendor {name!r}; known: {known}",
+                                file=loaded.path, key="--vendor")
+    s = loaded.scenario
+    if s.vendor not in registry.vendors:
+        raise loaded.error(("vendor",), f"unknown vendor {s.vendor!r}; known: {known}")
+    for name in s.vendor_options:
+        if name not in registry.vendors:
+            raise loaded.error(("vendor_options", name), f"unknown vendor {name!r}")
+    chosen = list(dict.fromkeys(vendors)) or [s.vendor]
+    for name in chosen:
+        validate_faults(loaded, registry.vendors[name])
+    return chosen
+
+
+def select(loaded: LoadedScenario, registry: Registry,
+           backends: Sequence[str] = ()) -> list[str]:
+    """The backends to run: command line first, then the scenario, then all."""
     s = loaded.scenario
     known_backends = ", ".join(sorted(registry.backends))
-    if vendor and vendor not in registry.vendors:
-        raise ScenarioError(f"unknown vendor {vendor!r}; known: "
-                            f"{', '.join(sorted(registry.vendors))}",
-                            file=loaded.path, key="--vendor")
-    vendor = vendor or s.vendor
-    if vendor not in registry.vendors:
-        raise loaded.error(("vendor",), f"unknown vendor {vendor!r}; "
-                           f"known: {', '.join(sorted(registry.vendors))}")
     for name in backends:
         if name not in registry.backends:
             raise ScenarioError(f"unknown backend {name!r}; known: {known_backends}",
@@ -32,67 +45,83 @@ def select(loaded: LoadedScenario, registry: Registry, backends: Sequence[str] =
         if name not in registry.backends:
             raise loaded.error(("backends", index),
                                f"unknown backend {name!r}; known: {known_backends}")
-    if backends:
-        chosen = list(backends)
-    elif s.backends is not None:
-        chosen = list(s.backends)
-    else:
-        chosen = sorted(registry.backends, key=lambda n: (registry.backends[n].order, n))
     for name in s.expect:
         if name not in registry.backends:
             raise loaded.error(("expect", name), f"unknown backend {name!r}; "
-                               f"known: {', '.join(sorted(registry.backends))}")
+                               f"known: {known_backends}")
+    for vendor, block in s.vendor_expect.items():
+        for name in block:
+            if name not in registry.backends:
+                raise loaded.error(("expect", vendor, name), f"unknown backend {name!r}; "
+                                   f"known: {known_backends}")
     for name in s.backend_options:
         if name not in registry.backends:
             raise loaded.error(("backend_options", name), f"unknown backend {name!r}")
-    for name in s.vendor_options:
-        if name not in registry.vendors:
-            raise loaded.error(("vendor_options", name), f"unknown vendor {name!r}")
-    validate_faults(loaded, registry.vendors[vendor])
-    return chosen, vendor
+    if backends:
+        return list(backends)
+    if s.backends is not None:
+        return list(s.backends)
+    return sorted(registry.backends, key=lambda n: (registry.backends[n].order, n))
 
 
 def known_kinds(registry: Registry) -> set[str]:
-    return {kind for check in registry.checks.values() for kind in check.kinds}
+    kinds = {kind for check in registry.checks.values() for kind in check.kinds}
+    return kinds | {kind for vendor in registry.vendors.values() for kind in vendor.kinds}
 
 
-def expectation_failures(loaded: LoadedScenario, registry: Registry,
+def expectation_failures(loaded: LoadedScenario, registry: Registry, vendor: str,
                          results: dict[str, Result]) -> list[str]:
-    """Every ``expect:`` entry that did not hold, as one line each."""
+    """Every ``expect:`` entry for ``vendor`` that did not hold, as one line each."""
     failures = []
     kinds = known_kinds(registry)
-    for backend, expect in loaded.scenario.expect.items():
+    s = loaded.scenario
+    for backend, expect in s.expectations(vendor).items():
+        key = ("expect", backend) if backend in s.expect and vendor == s.vendor \
+            else ("expect", vendor, backend)
         for kind in expect.violations or ():
             if kind not in kinds:
-                raise loaded.error(("expect", backend, "violations"),
+                raise loaded.error(key + ("violations",),
                                    f"unknown violation kind {kind!r}; kinds: "
                                    f"{', '.join(sorted(kinds))}")
         result = results.get(backend)
         if result is None:
             continue
+        label = backend if vendor == s.vendor else f"{vendor} {backend}"
         if expect.verdict is not None and expect.verdict != result.verdict:
-            failures.append(f"{backend}: verdict {result.verdict}, expected {expect.verdict}")
+            failures.append(f"{label}: verdict {result.verdict}, expected {expect.verdict}")
         if expect.violations is not None:
             got = {v["kind"] for v in result.violations}
             if got != set(expect.violations):
-                failures.append(f"{backend}: violations {sorted(got) or 'none'}, expected "
+                failures.append(f"{label}: violations {sorted(got) or 'none'}, expected "
                                 f"{sorted(expect.violations) or 'none'}")
         for name, value in expect.counters.items():
             if result.counters.get(name, 0) != value:
-                failures.append(f"{backend}: counter {name} = {result.counters.get(name, 0)}, "
+                failures.append(f"{label}: counter {name} = {result.counters.get(name, 0)}, "
                                 f"expected {value}")
     return failures
 
 
 def compare(loaded: LoadedScenario, registry: Registry, backends: Sequence[str] = (),
             vendor: str | None = None, command: str = "") -> Comparison:
-    chosen, vendor = select(loaded, registry, backends, vendor)
-    results = {name: run_backend(loaded, registry, name, vendor) for name in chosen}
-    return Comparison(
-        scenario=loaded.scenario.name,
-        scenario_file=loaded.path,
-        vendor=vendor,
-        command=command or f"cocomem compare {loaded.path}",
-        results=results,
-        expectation_failures=expectation_failures(loaded, registry, results),
-    )
+    """Every chosen backend on one vendor (the scenario's by default)."""
+    return compare_vendors(loaded, registry, backends, [vendor] if vendor else [],
+                           command)[0]
+
+
+def compare_vendors(loaded: LoadedScenario, registry: Registry, backends: Sequence[str] = (),
+                    vendors: Sequence[str] = (), command: str = "") -> list[Comparison]:
+    """One comparison per vendor, each running every chosen backend."""
+    chosen = select(loaded, registry, backends)
+    comparisons = []
+    for vendor in select_vendors(loaded, registry, vendors):
+        results = {name: run_backend(loaded, registry, name, vendor) for name in chosen}
+        comparisons.append(Comparison(
+            scenario=loaded.scenario.name,
+            scenario_file=loaded.path,
+            vendor=vendor,
+            command=command or f"cocomem compare {loaded.path}",
+            results=results,
+            expectation_failures=expectation_failures(loaded, registry, vendor, results),
+            calls_are=registry.vendors[vendor].calls_are,
+        ))
+    return comparisons

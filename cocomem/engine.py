@@ -2,46 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 
+from .backend import Backend
 from .checks import KINDS, VMM, verdict
 from .cost import estimate_cost_us
 from .driver import VirtioMem
 from .faults import FaultPlan
 from .host import Host
 from .registry import Registry
+from .results import EXIT, HOST, REQUEST, Result
 from .run import Event, GuestCrash, RunContext
 from .scenario import LoadedScenario, Step
 from .state import ABSENT, BUDDY, PAGE_STATES, USED
 from .unaccepted import UnacceptedMemory
 from .units import PAGE_SIZE, format_size
-
-
-@dataclass
-class Result:
-    """What ``cocomem compare`` reports for one backend."""
-
-    backend: str
-    verdict: str
-    violations: list[dict[str, Any]] = field(default_factory=list)
-    counters: dict[str, int] = field(default_factory=dict)
-    cost_us: float = 0.0
-    host_bytes: dict[str, int] = field(default_factory=lambda: {"peak": 0, "end": 0})
-    crashed_at: int | None = None
-    error: str | None = None
-    #: the violation that decided the verdict, in words
-    why: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        data = {"verdict": self.verdict, "violations": self.violations,
-                "counters": self.counters, "cost_us": self.cost_us,
-                "host_bytes": self.host_bytes, "why": self.why}
-        if self.error:
-            data["error"] = self.error
-        return data
 
 
 def _options(loaded: LoadedScenario, model: type, raw: dict, key: tuple) -> Any:
@@ -52,6 +29,21 @@ def _options(loaded: LoadedScenario, model: type, raw: dict, key: tuple) -> Any:
         message = ("unknown key" if err["type"] == "extra_forbidden"
                    else err["msg"].removeprefix("Value error, "))
         raise loaded.error(key + tuple(err["loc"]), message) from None
+
+
+#: counters the core itself makes, whatever the vendor
+CORE_COUNTERS = {"virtio_mem.*": REQUEST, "exit.memory_fault": EXIT, "host.convert.*": HOST}
+
+
+def counter_classes(vendor_cls: type) -> dict[str, str]:
+    """Counter pattern -> class for a run on ``vendor_cls``: the core's counters, the
+    host's under the vendor's words, and the vendor's own."""
+    words = vendor_cls.host_words
+    classes = dict(CORE_COUNTERS)
+    classes[words.fault] = EXIT
+    classes.update({pattern: HOST for pattern in words.counters()[1:]})
+    classes.update(vendor_cls.counters)
+    return classes
 
 
 def validate_faults(loaded: LoadedScenario, vendor_cls: type) -> None:
@@ -87,14 +79,27 @@ class BackendRun:
                                         ("backend_options", backend))
         self.ctx = RunContext(s.device.addr)
         self.faults = FaultPlan(s.faults)
-        self.host = Host(self.ctx, s, self.faults, confidential=self.vendor_cls.confidential)
+        self.host = Host(self.ctx, s, self.faults, confidential=self.vendor_cls.confidential,
+                         words=self.vendor_cls.host_words)
         self.vendor = self.vendor_cls(self.ctx, self.host, self.faults, self.vendor_options)
+        platforms = self.backend_cls.platforms
+        #: the posted series hooks only these platforms' arch code; on any other it
+        #: registers nothing, and the kernel behaves as mainline
+        self.registered = platforms is None or vendor in platforms
+        if not self.registered:
+            self.backend_cls = Backend
         self.unaccepted = UnacceptedMemory(self.ctx, self.host.npages, self.vendor,
                                            covers=self.backend_cls.covers_hotplug_memory)
         self.checks = [cls(self) for cls in registry.checks.values()]
         self.kinds = dict(KINDS)
+        self.kinds.update(self.vendor_cls.kinds)
         for check in self.checks:
             self.kinds.update(check.kinds)
+        watched: set[str] | None = set()
+        for check in self.checks:
+            watched = (None if watched is None or check.events is None
+                       else watched | set(check.events))
+        self.ctx.watched = watched
         if trace is not None:
             self.ctx.listeners.append(trace.append)
         self.ctx.listeners.append(self._dispatch)
@@ -110,7 +115,7 @@ class BackendRun:
 
     def _dispatch(self, event: Event) -> None:
         for check in self.checks:
-            if not check.events or event.name in check.events:
+            if check.events is None or event.name in check.events:
                 check.on_event(event)
 
     # -- steps -----------------------------------------------------------
@@ -242,12 +247,16 @@ class BackendRun:
 
     def why(self, judged: str) -> str:
         """The first violation whose kind implies the verdict, in words."""
+        note = ("" if self.registered else
+                f" (the posted series registers nothing on {self.vendor_cls.name}: "
+                f"it hooks {', '.join(self.registry.backends[self.backend_name].platforms)} "
+                f"only)")
         for v in self.ctx.violations:
             if self.kinds.get(v.kind, "unsafe") == judged:
                 detail = f": {v.detail}" if v.detail else ""
                 return (f"{v.kind} at step {v.step}, {v.start:#x}+"
-                        f"{format_size(v.size)}{detail}")
-        return "no violation of the design"
+                        f"{format_size(v.size)}{detail}{note}")
+        return "no violation of the design" + note
 
     def result(self, crashed_at: int | None) -> Result:
         kinds = {v.kind for v in self.ctx.violations}
@@ -265,6 +274,7 @@ class BackendRun:
             host_bytes={"peak": self.host.peak_pages * PAGE_SIZE,
                         "end": self.host.present_pages * PAGE_SIZE},
             crashed_at=crashed_at,
+            counter_classes=counter_classes(self.vendor_cls),
         )
 
 
@@ -297,4 +307,5 @@ def run_backend(loaded: LoadedScenario, registry: Registry, backend: str, vendor
         return run.run()
     except Exception as exc:  # one backend failing must not lose the others
         return Result(backend=backend, verdict="error", error=f"{type(exc).__name__}: {exc}",
-                      counters=dict(sorted(run.ctx.counters.items())))
+                      counters=dict(sorted(run.ctx.counters.items())),
+                      counter_classes=counter_classes(run.vendor_cls))

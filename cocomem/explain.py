@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from .run import Event
 from .trace import describe, function_of, page_range
+from .vendor import Vendor
 
 #: events that say nothing about a page's history
 _SKIP = ("step", "step.end", "finish", "violation", "accept.done", "accept.already",
@@ -54,7 +55,8 @@ def explain(events: list[Event]) -> list[tuple[Event, list[tuple[int, Event]]]]:
     return out
 
 
-def format_explanation(events: list[Event], base: int) -> list[str]:
+def format_explanation(events: list[Event], base: int,
+                       vendor: type[Vendor] = Vendor) -> list[str]:
     lines = []
     for violation, chain in explain(events):
         info = violation.info
@@ -64,8 +66,8 @@ def format_explanation(events: list[Event], base: int) -> list[str]:
         if not chain:
             lines.append("  (no earlier event touched this memory)")
         for step, event in chain:
-            fn = function_of(event)
-            text = describe(event, base)
+            fn = function_of(event, vendor)
+            text = describe(event, base, vendor)
             lines.append(f"  step {step}: {text}" + (f"  [{fn}]" if fn and event.name != "call"
                                                      else ""))
     return lines

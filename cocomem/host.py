@@ -1,10 +1,16 @@
 """The host: QEMU's virtio-mem device and KVM's private/shared memory.
 
 Pages are numbered from the start of the device region. Rules follow QEMU's
-``hw/virtio/virtio-mem.c`` and KVM's TDX/guest_memfd code (docs/model.md, section 4).
+``hw/virtio/virtio-mem.c`` and KVM's guest_memfd code (docs/model.md, section 4).
+The host knows no vendor: it offers neutral primitives (fault a private page in
+at a level, convert, remove, demote) and counts them under the names the
+vendor's :class:`HostWords` give (TDX: ``exit.ept_violation``, ``host.aug``;
+SEV-SNP: ``exit.npf``, ``host.rmp_make_private`` ...).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from .faults import FaultPlan
 from .run import GuestCrash, RunContext
@@ -29,14 +35,47 @@ RESPONSES = (ACK, NACK, BUSY, ERROR)
 PLUGGED, UNPLUGGED, MIXED = "plugged", "unplugged", "mixed"
 
 
+@dataclass(frozen=True)
+class HostWords:
+    """How a platform names the host's neutral actions: counter and event names
+    (sizes ``.4k``/``.2m`` are appended), and the KVM functions they model."""
+
+    #: the exit of a private access KVM resolves by adding a page
+    fault: str = "exit.fault"
+    fault_fn: str = ""
+    #: KVM adds a private page (a leaf of the given size)
+    add: str = "host.add"
+    add_fn: str = ""
+    #: KVM removes a private page (guest_memfd punched or converted)
+    remove: str = "host.remove"
+    remove_fn: str = ""
+    #: KVM splits a 2M leaf into 4K leaves
+    demote: str = "host.demote"
+    demote_fn: str = ""
+    #: once a 2 MiB range was mapped at 4K it stays 4K (TDX keeps its S-EPT
+    #: page tables while the TD runs)
+    keeps_4k_tables: bool = False
+
+    def counters(self) -> list[str]:
+        """The counter patterns these words produce."""
+        return [self.fault, f"{self.add}.*", f"{self.remove}.*", f"{self.demote}.*"]
+
+    def functions(self) -> dict[str, str]:
+        """Event name (or ``exit.<reason>``) -> the KVM function it models."""
+        pairs = ((self.fault, self.fault_fn), (self.add, self.add_fn),
+                 (self.remove, self.remove_fn), (self.demote, self.demote_fn))
+        return {name: fn for name, fn in pairs if fn}
+
+
 class Host:
     """QEMU + KVM state of the device region, and the operations on it."""
 
     def __init__(self, ctx: RunContext, scenario: Scenario, faults: FaultPlan,
-                 *, confidential: bool) -> None:
+                 *, confidential: bool, words: HostWords = HostWords()) -> None:
         self.ctx = ctx
         self.faults = faults
         self.confidential = confidential
+        self.words = words
         dev = scenario.device
         self.npages = dev.region_size // PAGE_SIZE
         self.block_pages = dev.block_size // PAGE_SIZE
@@ -52,15 +91,28 @@ class Host:
         self.attr = RunMap(self.npages, self.start_attr)
         self.shared = RunMap(self.npages, False)
         self.private = RunMap(self.npages, FREE)
-        #: True where KVM has a 4K S-EPT page table for the 2 MiB range: KVM does not
-        #: free page tables of a running TD (tdx_sept_free_private_spt), so a range
-        #: once mapped at 4K stays 4K until the TD is torn down.
+        #: True where KVM keeps a 4K page table for the 2 MiB range (a platform whose
+        #: words say ``keeps_4k_tables``: TDX's tdx_sept_free_private_spt is not called
+        #: while the TD runs), so a range once mapped at 4K stays 4K.
         self.pt_4k = RunMap(self.npages, False)
         #: 0 for zeroes; N for data the guest wrote at step N - 1; -N for that data
         #: once it left the guest (its block was unplugged), see ``departed``.
         self.content = RunMap(self.npages, 0)
         self.present_pages = 0
         self.peak_pages = 0
+        #: per-page maps a vendor keeps (``add_map``), part of ``page_maps``
+        self.vendor_maps: list[tuple[RunMap, object]] = []
+
+    def add_map(self, default: object) -> RunMap:
+        """A per-page map for the vendor's own state (CCA's RIPAS ...): reset with the
+        host and part of the state the bulk mechanism compares and copies."""
+        runmap = RunMap(self.npages, default)
+        self.vendor_maps.append((runmap, default))
+        return runmap
+
+    def settings(self) -> tuple:
+        """The VMM settings that change what a call does."""
+        return (self.mapping_level, self.implicit_conversion, self.unplug_discards)
 
     @property
     def start_attr(self) -> str:
@@ -184,6 +236,8 @@ class Host:
         self.private.set(0, self.npages, FREE)
         self.pt_4k.set(0, self.npages, False)
         self.content.set(0, self.npages, 0)
+        for runmap, default in self.vendor_maps:
+            runmap.set(0, self.npages, default)
         self.present_pages = 0
         self._resize_usable(can_shrink=True)
         self.ctx.emit("host.reset", 0, self.npages)
@@ -203,13 +257,13 @@ class Host:
             if value == FREE:
                 continue
             if value in LEAF_2M:
-                self.ctx.count("host.remove.2m", (e - s) // PAGES_PER_2M)
+                self.ctx.count(f"{self.words.remove}.2m", (e - s) // PAGES_PER_2M)
             else:
-                self.ctx.count("host.remove.4k", e - s)
+                self.ctx.count(f"{self.words.remove}.4k", e - s)
             self.private.set(s, e, FREE)
             for zs, ze in self.attr.runs_where(s, e, PRIVATE):
                 self.content.set(zs, ze, 0)
-        self.ctx.emit("host.remove", start, end)
+        self.ctx.emit(self.words.remove, start, end)
 
     def convert(self, start: int, end: int, to: str) -> int:
         """kvm_convert_memory: set the attribute, free the other copy. Returns pages changed."""
@@ -229,16 +283,15 @@ class Host:
             self.ctx.emit("host.convert", start, end, to=to, pages=pages)
         return pages
 
-    def ept_violation(self, page: int, level: str) -> None:
+    def fault_in(self, page: int, level: str) -> None:
         """A private access faulted at ``page``; KVM (and maybe QEMU) handles it.
 
         On a shared GFN the exit goes to the VMM (KVM_EXIT_MEMORY_FAULT), which
-        converts that 4 KiB page; on a private FREE GFN KVM adds a page
-        (TDH.MEM.PAGE.AUG) at the smaller of the access level and its mapping
-        level, 2 MiB only where the whole 2 MiB is private and free.
+        converts that 4 KiB page; on a private FREE GFN KVM adds a page (TDX:
+        TDH.MEM.PAGE.AUG; SNP: RMPUPDATE) at the smaller of the access level and
+        its mapping level, 2 MiB only where the whole 2 MiB is private and free.
         """
-        self.ctx.count("exit.ept_violation")
-        self.ctx.emit("exit", page, page + 1, reason="ept_violation", level=level)
+        self.count_fault(page, level=level)
         if self.attr[page] == SHARED:
             if not self.implicit_conversion:
                 raise GuestCrash("access-unaccepted", page, page + 1,
@@ -257,13 +310,24 @@ class Host:
             start, end, state, leaf = base, base + PAGES_PER_2M, PENDING_2M, "2m"
         else:
             start, end, state, leaf = page, page + 1, PENDING_4K, "4k"
-            self._make_pt_4k(base)
+            if self.words.keeps_4k_tables:
+                self._make_pt_4k(base)
         before = self._present(start, end)
         self.private.set(start, end, state)
         self.content.set(start, end, 0)
         self._account(start, end, before)
-        self.ctx.count(f"host.aug.{leaf}")
-        self.ctx.emit("host.aug", start, end, level=leaf)
+        self.ctx.count(f"{self.words.add}.{leaf}")
+        self.ctx.emit(self.words.add, start, end, level=leaf)
+
+    def count_fault(self, page: int, **info: object) -> None:
+        """One exit of a private access at ``page`` (the vendor's fault word)."""
+        self.ctx.count(self.words.fault)
+        self.ctx.emit("exit", page, page + 1, reason=self.words.fault.removeprefix("exit."),
+                      **info)
+
+    def uniform_end(self, start: int, end: int) -> int:
+        """Where the first page map changes value after ``start`` (at most ``end``)."""
+        return min(end, *(next(m.runs(start, end))[1] for m in self.page_maps))
 
     def uniform_values(self, start: int, end: int) -> tuple | None:
         """The value of every page map over ``[start, end)``; None unless each is uniform."""
@@ -294,7 +358,8 @@ class Host:
     @property
     def page_maps(self) -> tuple[RunMap, ...]:
         """Every per-page map of the host; a range uniform in all of them behaves alike."""
-        return (self.private, self.pt_4k, self.attr, self.shared, self.content)
+        return (self.private, self.pt_4k, self.attr, self.shared, self.content,
+                *(runmap for runmap, _ in self.vendor_maps))
 
     def _make_pt_4k(self, base: int) -> None:
         self.pt_4k.set(base, min(base + PAGES_PER_2M, self.npages), True)
@@ -304,9 +369,10 @@ class Host:
         (BLOCK + TRACK + DEMOTE in the huge-page series)."""
         base = page - page % PAGES_PER_2M
         self.private.set(base, base + PAGES_PER_2M, with_level(self.private[page], "4k"))
-        self._make_pt_4k(base)
-        self.ctx.count("host.demote.2m")
-        self.ctx.emit("host.demote", base, base + PAGES_PER_2M)
+        if self.words.keeps_4k_tables:
+            self._make_pt_4k(base)
+        self.ctx.count(f"{self.words.demote}.2m")
+        self.ctx.emit(self.words.demote, base, base + PAGES_PER_2M)
 
     def populate_shared(self, start: int, end: int) -> None:
         """A guest touch of shared memory: the VMM's page appears, zeroed."""

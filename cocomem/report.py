@@ -2,26 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import ClassVar
 
-from .engine import Result
-
-
-@dataclass
-class Comparison:
-    """Every backend's result on one scenario, and whether the expectations held."""
-
-    scenario: str
-    scenario_file: str
-    vendor: str
-    command: str
-    results: dict[str, Result]
-    expectation_failures: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict:
-        return {"scenario": self.scenario, "vendor": self.vendor,
-                "results": {name: r.as_dict() for name, r in self.results.items()}}
+from .results import Comparison
 
 
 class Report:
@@ -35,3 +18,8 @@ class Report:
 
     def render(self, comparison: Comparison) -> str:
         raise NotImplementedError
+
+    def render_many(self, comparisons: list[Comparison]) -> str:
+        """Several vendors' comparisons of one scenario (``--vendor`` given more than
+        once): by default each rendered, one after the other."""
+        return "\n\n".join(self.render(comparison) for comparison in comparisons)

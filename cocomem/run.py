@@ -52,6 +52,9 @@ class RunContext:
         self.violations: list[Violation] = []
         self.step = 0
         self.listeners: list[Callable[[Event], None]] = []
+        #: names of the events some check reads (None: every event); the bulk
+        #: mechanism repeats these over the pieces it applies at once
+        self.watched: set[str] | None = set()
 
     def count(self, name: str, n: int = 1) -> None:
         if n:

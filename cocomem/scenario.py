@@ -146,7 +146,17 @@ class Scenario(StrictModel):
     cost: dict[str, float] = {}
     steps: list[Step] = []
     faults: list[Fault] = []
+    #: expectations for the scenario's own ``vendor:``, by backend
     expect: dict[str, Expect] = {}
+    #: expectations for other vendors: ``expect: {snp: {backend: {...}}}`` in YAML
+    vendor_expect: dict[str, dict[str, Expect]] = {}
+
+    def expectations(self, vendor: str) -> dict[str, Expect]:
+        """The ``expect:`` entries that apply to a run on ``vendor``: its own block,
+        and the un-keyed ones when ``vendor`` is the scenario's."""
+        own = dict(self.expect) if vendor == self.vendor else {}
+        own.update(self.vendor_expect.get(vendor, {}))
+        return own
 
     @property
     def subblock_size(self) -> int:
@@ -240,6 +250,13 @@ def parse_scenario(text: str, path: str, vendor_names: set[str] = frozenset()) -
             vendor_options[name] = raw.pop(name)
             lines[("vendor_options", name)] = lines.get((name,), 1)
     raw["vendor_options"] = vendor_options
+    expect = raw.get("expect")
+    if isinstance(expect, dict):
+        raw["expect"] = {k: v for k, v in expect.items() if k not in vendor_names}
+        raw["vendor_expect"] = {k: v for k, v in expect.items() if k in vendor_names}
+        for key in list(lines):
+            if key[:1] == ("expect",) and len(key) > 1 and key[1] in vendor_names:
+                lines[("vendor_expect",) + key[1:]] = lines[key]
     try:
         scenario = Scenario.model_validate(raw)
     except ValidationError as exc:
@@ -247,6 +264,8 @@ def parse_scenario(text: str, path: str, vendor_names: set[str] = frozenset()) -
         loc = _error_loc(tuple(err["loc"]))
         if loc[:1] == ("vendor_options",):
             loc = loc[1:]
+        elif loc[:1] == ("vendor_expect",):
+            loc = ("expect",) + loc[1:]
         raise ScenarioError(_pydantic_message(err), file=path, key=_dotted(loc) or None,
                             line=_line_of(lines, loc) or _line_of(lines, loc[:1])) from None
     loaded = LoadedScenario(scenario, path, lines)

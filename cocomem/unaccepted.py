@@ -16,6 +16,8 @@ new TD (reboot) gets a new one from the firmware.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .run import RunContext
 from .runmap import RunMap
 from .state import PAGES_PER_2M
@@ -45,9 +47,10 @@ class UnacceptedMemory:
         self.ctx = ctx
         self.npages = npages
         self.vendor = vendor
-        #: the EFI stub builds the table only for TDX and SNP guests, and (RFC v2
-        #: patch 1) extends it over hot-pluggable ranges only when patched
-        self.covers = covers and vendor.confidential
+        #: the EFI stub builds the table only on architectures with unaccepted memory
+        #: (x86: TDX and SNP guests), and (RFC v2 patch 1) extends it over
+        #: hot-pluggable ranges only when patched
+        self.covers = covers and vendor.confidential and vendor.unaccepted_memory
         self.unaccepted = RunMap(npages, self.covers)
         self.plugged = RunMap(npages, False)
 
@@ -88,9 +91,11 @@ class UnacceptedMemory:
             self.vendor.arch_accept_memory(s, e)
             self.unaccepted.set(s, e, False)
 
-    def unaccept_memory(self, start: int, end: int) -> None:
-        """RFC v2 unaccept_memory(): arch_unaccept_memory (release or panic) on every run
-        of plugged and accepted units, then set their bits. No guard unit."""
+    def unaccept_memory(self, start: int, end: int,
+                        arch_unaccept_memory: Callable[[int, int], None]) -> None:
+        """RFC v2 unaccept_memory(): ``arch_unaccept_memory`` (the series' own: release
+        or panic) on every run of plugged and accepted units, then set their bits.
+        No guard unit."""
         if not self.covers:
             return
         if start % UNIT or end % UNIT or end > self.npages:
@@ -99,7 +104,7 @@ class UnacceptedMemory:
         accepted = self.unaccepted.runs_where(start, end, False)
         for s, e in _intersect(accepted, self.plugged.runs_where(start, end, True)):
             self.ctx.emit("call", s, e, fn="unaccept_memory")
-            self.vendor.arch_unaccept_memory(s, e)
+            arch_unaccept_memory(s, e)
             self.unaccepted.set(s, e, True)
 
     def set_plugged(self, start: int, end: int, plugged: bool) -> None:

@@ -2,19 +2,26 @@
 
 A backend calls the arch-neutral API below (the way the kernel calls
 ``arch_accept_memory``); a vendor plugin implements it with its own calls,
-statuses, exits and cost table. Page ranges are ``[start, end)`` in 4 KiB
-pages from the start of the device region.
+statuses, exits and cost table, and declares everything the core and the
+reports need to know about it: its counters and their classes, its violation
+kinds, its fault-injectable calls, the words of its trace, and how its host
+names the neutral host actions. The core knows no vendor.
+
+Page ranges are ``[start, end)`` in 4 KiB pages from the start of the device
+region.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from . import bulk
 from .faults import FaultPlan
-from .host import Host
-from .run import GuestCrash, RunContext
+from .host import Host, HostWords
+from .run import Event, GuestCrash, RunContext
 
 
 class NoOptions(BaseModel):
@@ -37,12 +44,28 @@ class Vendor:
     #: False for a guest without memory encryption: nothing to accept.
     confidential: ClassVar[bool] = True
     Options: ClassVar[type[BaseModel]] = NoOptions
+    #: counter name (fnmatch pattern) -> class: ``call`` (the guest's calls to the
+    #: platform), ``exit``, ``host`` (see cocomem.results); the host's words and
+    #: the core's own counters (``virtio_mem.*``, ``host.convert.*``,
+    #: ``exit.memory_fault``) are declared already
+    counters: ClassVar[dict[str, str]] = {}
+    #: violation kinds this vendor's model reports, and the verdict each implies
+    kinds: ClassVar[dict[str, str]] = {}
     #: fault-injectable calls and the statuses each may be made to return.
     fault_calls: ClassVar[dict[str, tuple[str, ...]]] = {}
     #: counter name (fnmatch pattern) -> cost of one such event.
     cost_table: ClassVar[dict[str, CostEntry]] = {}
     #: model rules where no public source decides: a name, and the rule
     assumptions: ClassVar[dict[str, str]] = {}
+    #: how this platform's KVM names the host's neutral actions
+    host_words: ClassVar[HostWords] = HostWords()
+    #: what the reports call this platform's guest calls ("TDCALL, TDVMCALL")
+    calls_are: ClassVar[str] = "guest calls to the platform"
+    #: the kernel has the EFI unaccepted-memory table on this architecture
+    #: (CONFIG_UNACCEPTED_MEMORY: x86 only)
+    unaccepted_memory: ClassVar[bool] = True
+    #: trace: event name (or ``exit.<reason>``) -> the function it models
+    functions: ClassVar[dict[str, str]] = {}
 
     def __init__(self, ctx: RunContext, host: Host, faults: FaultPlan,
                  options: BaseModel) -> None:
@@ -51,19 +74,21 @@ class Vendor:
         self.faults = faults
         self.options = options
 
-    def accept_memory(self, start: int, end: int, *,
-                      tolerate_already_accepted: bool = False) -> bool:
+    # -- the arch API a backend calls --------------------------------------
+
+    def accept_memory(self, start: int, end: int, *, ignore: tuple[str, ...] = ()) -> bool:
         """Accept ``[start, end)``; False when the platform refused part of it.
 
-        ``tolerate_already_accepted`` models kernels that treat "already
-        accepted" as success (the notifier series' first patch).
+        ``ignore``: statuses the caller's (patched) loop treats as success, e.g.
+        TDX's ``already_accepted`` in the notifier series' first patch.
         """
         raise NotImplementedError
 
     def release_memory(self, start: int, end: int) -> bool:
-        """Give accepted memory back (TDX: ``tdx_release_memory``). True when done or
-        when the platform has nothing to do; False when it failed (memory released so
-        far is accepted again, or the guest panics)."""
+        """Give accepted memory back (TDX: ``tdx_release_memory``; SEV-SNP:
+        ``snp_unaccept_memory``). True when done or when the platform has nothing
+        to do; False when it failed (memory released so far is accepted again, or
+        the guest dies)."""
         raise NotImplementedError
 
     def set_memory_encrypted(self, start: int, end: int) -> bool:
@@ -75,20 +100,33 @@ class Vendor:
         raise NotImplementedError
 
     def touch(self, start: int, end: int) -> None:
-        """The host-side effects of a guest access to ``[start, end)``."""
+        """The host-side effects of a guest access to ``[start, end)``; raise
+        :class:`cocomem.run.GuestCrash` where the guest dies."""
         raise NotImplementedError
 
     def inaccessible(self, start: int, end: int) -> list[tuple[int, int]]:
-        """Sub-ranges a guest access would die on (TD killed)."""
+        """Sub-ranges a guest access would die on."""
         raise NotImplementedError
 
-    def arch_accept_memory(self, start: int, end: int, **kwargs: bool) -> None:
+    def arch_accept_memory(self, start: int, end: int) -> None:
         """Mainline ``arch_accept_memory``: accept or panic."""
-        if not self.accept_memory(start, end, **kwargs):
+        if not self.accept_memory(start, end):
             raise GuestCrash("accept-panic", start, end, "arch_accept_memory: failed to accept")
 
-    def arch_unaccept_memory(self, start: int, end: int) -> None:
-        """RFC v2's ``arch_unaccept_memory``: release or panic."""
-        if not self.release_memory(start, end):
-            raise GuestCrash("accept-panic", start, end, "arch_unaccept_memory: failed to "
-                             "unaccept")
+    # -- the bulk mechanism --------------------------------------------------
+
+    def each(self, start: int, end: int,
+             piece: Callable[[int, int], tuple[int, bool]]) -> tuple[int, bool]:
+        """Call ``piece(pos, end) -> (next, ok)`` over ``[start, end)``, one piece
+        after the other, stopping at the first that fails; pieces that would repeat
+        the last one's effect on a uniform range are applied at once (see
+        cocomem.bulk for the contract). Returns (where it stopped, success)."""
+        return bulk.each(self, start, end, piece)
+
+    # -- trace wording -------------------------------------------------------
+
+    @classmethod
+    def describe(cls, event: Event, where: str) -> str | None:
+        """The trace line for one of this vendor's own events (None: the core's
+        generic wording, ``name range key=value ...``)."""
+        return None

@@ -28,7 +28,7 @@ step 0: plug 4MiB
     exit EPT_VIOLATION 0x100000000+4KiB level=2m  [KVM tdx_handle_ept_violation]
     host aug 0x100000000+2MiB level=2m  [KVM tdx_sept_set_private_spte (TDH.MEM.PAGE.AUG)]
   TDCALL TDG.MEM.PAGE.ACCEPT 0x100000000+2MiB level=2m -> OK  [try_accept_one]
-  ... the same again for 1 more 2M chunk: 0x100200000+2MiB
+  ... the same again for 1 more 2MiB piece: 0x100200000+2MiB
   add_memory 0x100000000+128MiB  [add_memory_driver_managed]
   memory notifier MEM_GOING_ONLINE 0x100000000+128MiB  [online_pages: memory_notify]
   memory notifier MEM_ONLINE 0x100000000+128MiB  [online_pages: memory_notify]
@@ -94,5 +94,5 @@ def test_4k_trace_counts_one_line_per_call_and_exit(tmp_path):
     assert sum("ACCEPT" in line and "level=4k -> OK" in line for line in plug) == 512
     assert sum(line.startswith("    exit EPT_VIOLATION") for line in plug) == 512
     assert sum(line.startswith("    host aug") for line in plug) == 512
-    assert "  ... the same again for 1 more 2M chunk: 0x100200000+2MiB" in plug
+    assert "  ... the same again for 1 more 2MiB piece: 0x100200000+2MiB" in plug
     assert "  tdcall.accept.4k.ok = 1024" in lines

@@ -43,6 +43,7 @@ class Callbacks(Backend):
     name = "callbacks"
     description = "RFC v1: accept exactly the plugged range; release before unplug"
     order = 30
+    platforms = ("tdx",)
     Options = CallbacksOptions
     revision = Revision(
         subject="[RFC PATCH 0/6] Support virtio-mem memory hotplug in TDX guests",

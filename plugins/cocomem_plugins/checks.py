@@ -101,6 +101,7 @@ class Leak(Check):
     description = ("plugged memory the guest can never use again: the device is broken, "
                    "or a notifier refused to online its block")
     kinds = {"leak": "degraded"}
+    events = ()
 
     def on_finish(self) -> None:
         run = self.run
@@ -123,6 +124,7 @@ class PrivateResidue(Check):
     description = ("the host still holds private memory for unplugged blocks at the end "
                    "(the VMM's finding: no verdict on the design)")
     kinds = {"private-residue": VMM}
+    events = ()
 
     def on_finish(self) -> None:
         host = self.run.host
@@ -136,7 +138,7 @@ class AcceptPanic(Check):
     description = ("an accept or release failed where the kernel panics (arch_accept_memory, "
                    "arch_unaccept_memory, tdx_release_memory's re-accept)")
     kinds = {"accept-panic": "crashed"}
-    events = ("none",)
+    events = ()
 
 
 BUILTIN_CHECKS = (AccessUnaccepted, AcceptPanic, StaleAssumedZero, AcceptUnbacked,

@@ -11,8 +11,7 @@ class NoCoco(Vendor):
     description = "non-confidential guest: memory needs no acceptance"
     confidential = False
 
-    def accept_memory(self, start: int, end: int, *,
-                      tolerate_already_accepted: bool = False) -> bool:
+    def accept_memory(self, start: int, end: int, *, ignore: tuple[str, ...] = ()) -> bool:
         return True
 
     def release_memory(self, start: int, end: int) -> bool:

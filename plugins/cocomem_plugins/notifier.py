@@ -27,6 +27,7 @@ class Notifier(Backend):
     name = "notifier"
     description = "accept whole memory blocks on MEM_GOING_ONLINE"
     order = 10
+    platforms = ("tdx",)
     Options = NotifierOptions
     revision = Revision(
         subject="[PATCH 0/2] x86/tdx: Fix memory hotplug in TDX guests",
@@ -42,8 +43,8 @@ class Notifier(Backend):
     def memory_notify(self, action: str, start: int, end: int) -> bool:
         if action != MEM_GOING_ONLINE:
             return True
-        return self.vendor.accept_memory(
-            start, end, tolerate_already_accepted=self.options.ignore_already_accepted)
+        ignore = ("already_accepted",) if self.options.ignore_already_accepted else ()
+        return self.vendor.accept_memory(start, end, ignore=ignore)
 
 
 @hookimpl

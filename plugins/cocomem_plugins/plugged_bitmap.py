@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from cocomem.backend import Backend, Revision
 from cocomem.hookspecs import hookimpl
+from cocomem.run import GuestCrash
 
 
 class PluggedBitmap(Backend):
@@ -45,6 +46,17 @@ class PluggedBitmap(Backend):
                         "virtio-mem uses neither",
     }
 
+    def arch_unaccept_memory(self, start: int, end: int) -> None:
+        """Patch 4's x86 arch_unaccept_memory: ``tdx_unaccept_memory`` on a TDX guest
+        (panic when it fails), and on any other platform
+        ``panic("Cannot unaccept memory: unknown platform")``."""
+        if self.vendor.name != "tdx":
+            raise GuestCrash("accept-panic", start, end,
+                             "arch_unaccept_memory: Cannot unaccept memory: unknown platform")
+        if not self.vendor.release_memory(start, end):
+            raise GuestCrash("accept-panic", start, end,
+                             "arch_unaccept_memory: TDX: Failed to unaccept memory")
+
     def post_plug(self, start: int, end: int) -> bool:
         self.unaccepted.set_plugged(start, end, True)
         return True
@@ -53,21 +65,21 @@ class PluggedBitmap(Backend):
         self.unaccepted.set_plugged(start, end, True)
 
     def pre_unplug(self, start: int, end: int) -> bool:
-        self.unaccepted.unaccept_memory(start, end)
+        self.unaccepted.unaccept_memory(start, end, self.arch_unaccept_memory)
         return True
 
     def unplugged(self, start: int, end: int) -> None:
         self.unaccepted.set_plugged(start, end, False)
 
     def pre_unplug_all(self, start: int, end: int) -> bool:
-        self.unaccepted.unaccept_memory(start, end)
+        self.unaccepted.unaccept_memory(start, end, self.arch_unaccept_memory)
         return True
 
     def unplugged_all(self, start: int, end: int) -> None:
         self.unaccepted.set_plugged(start, end, False)
 
     def memory_removing(self, start: int, end: int) -> None:
-        self.unaccepted.unaccept_memory(start, end)
+        self.unaccepted.unaccept_memory(start, end, self.arch_unaccept_memory)
         self.unaccepted.set_plugged(start, end, False)
 
     def fake_online(self, start: int, end: int) -> None:

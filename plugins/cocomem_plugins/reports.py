@@ -7,22 +7,12 @@ import textwrap
 
 from tabulate import tabulate
 
-from cocomem.engine import Result
 from cocomem.hookspecs import hookimpl
-from cocomem.report import Comparison, Report
+from cocomem.report import Report
+from cocomem.results import CALL, EXIT, REQUEST, Comparison, Result
 from cocomem.units import format_bytes_short
 
 EMAIL_WIDTH = 72
-_NOT_CALLS = ("exit.", "host.", "virtio_mem.")
-
-
-def guest_calls(result: Result) -> int:
-    """Calls the guest made to the platform (TDCALLs, TDVMCALLs, PVALIDATE, RSI...)."""
-    return sum(n for name, n in result.counters.items() if not name.startswith(_NOT_CALLS))
-
-
-def total(result: Result, prefix: str) -> int:
-    return sum(n for name, n in result.counters.items() if name.startswith(prefix))
 
 
 def format_us(us: float) -> str:
@@ -53,6 +43,10 @@ def kinds(result: Result) -> list[str]:
 
 
 
+def _named(calls_are: str) -> str:
+    return f" ({calls_are})" if calls_are else ""
+
+
 class TableReport(Report):
     name = "table"
     description = "one row per backend, in any tabulate format (--format grid, github, ...)"
@@ -60,8 +54,8 @@ class TableReport(Report):
     def render(self, comparison: Comparison) -> str:
         rows = []
         for name, r in comparison.results.items():
-            rows.append([name, r.verdict, ", ".join(kinds(r)) or "-", guest_calls(r),
-                         total(r, "exit."), total(r, "virtio_mem."), format_us(r.cost_us),
+            rows.append([name, r.verdict, ", ".join(kinds(r)) or "-", r.total(CALL),
+                         r.total(EXIT), r.total(REQUEST), format_us(r.cost_us),
                          relative_cost(r, comparison.results),
                          format_bytes_short(r.host_bytes["peak"]),
                          format_bytes_short(r.host_bytes["end"])])
@@ -95,7 +89,7 @@ class EmailReport(Report):
     description = "plain text for a mailing-list reply: at most 72 columns, with the command"
 
     def render(self, comparison: Comparison) -> str:
-        rows = [[name, r.verdict, guest_calls(r), total(r, "exit."),
+        rows = [[name, r.verdict, r.total(CALL), r.total(EXIT),
                  format_us(r.cost_us), format_bytes_short(r.host_bytes["peak"]),
                  format_bytes_short(r.host_bytes["end"])]
                 for name, r in comparison.results.items()]
@@ -117,7 +111,8 @@ class EmailReport(Report):
                 out.extend(wrap.wrap(f"  {name}: " + "; ".join(items)))
             out.append("")
         out.extend(textwrap.wrap(
-            "calls = guest calls to the platform (TDCALL, TDVMCALL); exits = VM exits; "
+            f"calls = guest calls to the platform{_named(comparison.calls_are)}; "
+            "exits = VM exits; "
             "cost = estimated guest time from the cocomem cost model; peak/end = host "
             "memory backing the device region; (vmm) = the VMM's finding, no verdict on "
             "the design.", EMAIL_WIDTH))
@@ -130,6 +125,12 @@ class JsonReport(Report):
 
     def render(self, comparison: Comparison) -> str:
         return json.dumps(comparison.as_dict(), indent=2)
+
+    def render_many(self, comparisons: list[Comparison]) -> str:
+        if len(comparisons) == 1:
+            return self.render(comparisons[0])
+        return json.dumps({"scenario": comparisons[0].scenario,
+                           "comparisons": [c.as_dict() for c in comparisons]}, indent=2)
 
 
 @hookimpl

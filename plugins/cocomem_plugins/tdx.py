@@ -13,7 +13,10 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict
 
+from cocomem.bulk import Recording, Replay, apply
 from cocomem.hookspecs import hookimpl
+from cocomem.host import HostWords
+from cocomem.results import CALL, EXIT
 from cocomem.run import Event, GuestCrash
 from cocomem.state import (
     FREE,
@@ -91,9 +94,13 @@ COST_TABLE = {
     "virtio_mem.*": CostEntry(us=20.0, source=_ASSUMED + ": a virtqueue round trip"),
 }
 
-# Events that say what happened to pages (checks read them); when a run of
-# identical 2 MiB chunks is done in bulk they are re-emitted over the run.
-_PAGE_EVENTS = ("accept.done", "accept.already")
+HOST_WORDS = HostWords(
+    fault="exit.ept_violation", fault_fn="KVM tdx_handle_ept_violation",
+    add="host.aug", add_fn="KVM tdx_sept_set_private_spte (TDH.MEM.PAGE.AUG)",
+    remove="host.remove", remove_fn="KVM tdx_sept_remove_private_spte (TDH.MEM.PAGE.REMOVE)",
+    demote="host.demote", demote_fn="KVM split of a 2M leaf (BLOCK + TRACK + DEMOTE)",
+    keeps_4k_tables=True,
+)
 
 
 class Tdx(Vendor):
@@ -107,18 +114,35 @@ class Tdx(Vendor):
     }
     cost_table = COST_TABLE
     assumptions = ASSUMPTIONS
+    counters = {"tdcall.*": CALL, "tdvmcall.*": CALL, "exit.map_gpa": EXIT}
+    host_words = HOST_WORDS
+    calls_are = "TDCALL, TDVMCALL"
+    functions = {
+        "exit.map_gpa": "KVM tdx_map_gpa (KVM_HC_MAP_GPA_RANGE exit to QEMU)",
+        "tdvmcall": "tdx_map_gpa",
+    }
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        #: op -> (key, counters, state after, calls, page events) of the last walk
-        self._last_call: dict[str, tuple] = {}
+        self._replay = Replay(self)
+
+    @classmethod
+    def describe(cls, event: Event, where: str) -> str | None:
+        info = event.info
+        if event.name == "tdcall":
+            return (f"TDCALL TDG.MEM.PAGE.{info['op'].upper()} {where} level={info['level']}"
+                    f" -> {info['status'].upper()}")
+        if event.name == "tdvmcall":
+            return f"TDVMCALL MapGPA {where} to={info['to']} -> {info['status'].upper()}"
+        return None
 
     # -- one TDCALL ------------------------------------------------------
 
     def _tdcall(self, op: str, page: int, level: str, status: str) -> str:
         npages = dict(_LEVELS)[level]
         self.ctx.count(f"tdcall.{op}.{level}.{status}")
-        self.ctx.emit("tdcall", page, page + npages, op=op, level=level, status=status)
+        self.ctx.emit("tdcall", page, page + npages, op=op, level=level, status=status,
+                      fn=f"try_{op}_one")
         return status
 
     def _accept_one(self, page: int, level: str) -> str:
@@ -142,12 +166,12 @@ class Tdx(Vendor):
                 if state == MAPPED_2M:
                     return self._tdcall("accept", page, level, ALREADY_ACCEPTED)
                 if state == PENDING_2M:
-                    host.ctx.count("exit.ept_violation")
+                    host.count_fault(page, level=level)
                     host.demote(page)
                     continue
                 if state != FREE:
                     return self._accept_leaf(page, page + 1, state, level)
-            host.ept_violation(page, level)
+            host.fault_in(page, level)
         raise AssertionError(f"ACCEPT at page {page} did not settle")
 
     def _accept_leaf(self, start: int, end: int, state: str, level: str) -> str:
@@ -213,11 +237,11 @@ class Tdx(Vendor):
         """Do one 2 MiB chunk call by call, then repeat its effect over the identical
         chunks that follow. Returns (pages done, success)."""
         host = self.host
-        span_end = min(end, *(next(m.runs(pos, end))[1] for m in host.page_maps))
+        span_end = host.uniform_end(pos, end)
         chunks = (span_end - pos) // PAGES_PER_2M
         first_end = pos + PAGES_PER_2M
         done = pos
-        with _Recording(self, op) as first:
+        with Recording(self) as first:
             while done < first_end:
                 size = self._try_accept_one(done, end, try_one, succeeded)
                 if not size:
@@ -229,38 +253,38 @@ class Tdx(Vendor):
         delta = first.counters
         giga = {k: v for k, v in delta.items() if k.startswith(f"tdcall.{op}.1g.")}
         per_chunk = delta - Counter(giga)
-        calls = first.calls - sum(giga.values())
+        calls = first.calls[f"tdcall.{op}"] - sum(giga.values())
         room = self.faults.calls_before_next_fault(f"tdcall.{op}")
         if room is not None:
             chunks = min(chunks, 1 + room // (calls + 1))
         rest_end = pos + chunks * PAGES_PER_2M
         if chunks < 2 or giga and set(giga) != {f"tdcall.{op}.1g.{OPERAND_INVALID}"}:
             return PAGES_PER_2M, True
-        if not host.copy_uniform(pos, first_end, first_end, rest_end):
+        after = host.uniform_values(pos, first_end)
+        if after is None:
             return PAGES_PER_2M, True
         repeats = chunks - 1
         # try_accept_one tries 1G at each 1G-aligned chunk with >= 1G left
         first_giga = align_up(first_end, PAGES_PER_1G)
         last_giga = min(rest_end - 1, end - PAGES_PER_1G)
         giga_calls = max(0, (last_giga - first_giga) // PAGES_PER_1G + 1)
-        for name, n in per_chunk.items():
-            self.ctx.count(name, n * repeats)
+        first.counters = per_chunk
+        first.calls = Counter({f"tdcall.{op}": calls})
+        apply(self, first, first_end, rest_end, repeats, after,
+              first.merged_events(pos), PAGES_PER_2M)
         self.ctx.count(f"tdcall.{op}.1g.{OPERAND_INVALID}", giga_calls)
-        self.faults.skip(f"tdcall.{op}", calls * repeats + giga_calls)
-        self.ctx.emit("repeat", first_end, rest_end, chunks=repeats, op=op)
-        seen = set()
-        for event in first.events:
-            key = (event.name, tuple(sorted(event.info.items())))
-            if key not in seen:
-                seen.add(key)
-                self.ctx.emit(event.name, first_end, rest_end, **event.info)
+        self.faults.skip(f"tdcall.{op}", giga_calls)
+        self.ctx.emit("repeat", first_end, rest_end, times=repeats, piece=PAGES_PER_2M)
         return chunks * PAGES_PER_2M, True
 
     # -- the arch API ----------------------------------------------------
 
-    def accept_memory(self, start: int, end: int, *,
-                      tolerate_already_accepted: bool = False) -> bool:
-        """tdx_accept_memory over ``[start, end)``."""
+    def accept_memory(self, start: int, end: int, *, ignore: tuple[str, ...] = ()) -> bool:
+        """tdx_accept_memory over ``[start, end)``. ``ignore=("already_accepted",)`` is
+        the notifier series' patch 1: ``try_accept_one`` fails only on
+        ``status & TDX_ERROR`` (bit 63), so ALREADY_ACCEPTED counts as success."""
+        tolerate_already_accepted = ALREADY_ACCEPTED in ignore
+
         def try_one(page: int, level: str) -> str:
             status = self._accept_one(page, level)
             npages = dict(_LEVELS)[level]
@@ -283,45 +307,16 @@ class Tdx(Vendor):
 
     # -- a call like the last one, on a range in the same state ------------
 
-    def _call_key(self, op: str, start: int, end: int, flag: bool) -> tuple | None:
-        """What decides the effect of a walk over ``[start, end)``: None unless the range
-        is 2M-aligned and uniform in every host map (then its effect stays inside it)."""
-        if start % PAGES_PER_2M or end % PAGES_PER_2M:
-            return None
-        values = self.host.uniform_values(start, end)
-        if values is None:
-            return None
-        giga = start % PAGES_PER_1G if end - start >= PAGES_PER_1G else None
-        return (op, flag, end - start, giga, values, self.host.mapping_level,
-                self.host.implicit_conversion)
-
     def _repeatable(self, op: str, start: int, end: int, flag: bool,
                     walk: Callable[[], int]) -> int:
-        """Run ``walk``; when the last call of ``op`` had the same key, apply its effect
-        instead (counters, state, the page events checks read), so a run of identical
-        calls (one per 4 MiB chunk under lazy acceptance) costs one walk."""
-        key = self._call_key(op, start, end, flag)
-        calls = f"tdcall.{op}"
-        last = self._last_call.get(op)
-        room = self.faults.calls_before_next_fault(calls)
-        if key is not None and last and last[0] == key and (room is None or room >= last[3]):
-            _, delta, after, ncalls, events = last
-            for name, n in delta.items():
-                self.ctx.count(name, n)
-            self.faults.skip(calls, ncalls)
-            self.host.set_uniform(start, end, after)
-            self.ctx.emit("replay", start, end, fn=f"tdx_{op}_memory")
-            for name, offset, length, info in events:
-                self.ctx.emit(name, start + offset, start + offset + length, **info)
-            return end
-        with _Recording(self, op) as walked:
-            done = walk()
-        self._last_call.pop(op, None)
-        after = self.host.uniform_values(start, end)
-        if done == end and key is not None and after is not None and walked.clean:
-            self._last_call[op] = (key, walked.counters, after, walked.calls,
-                                   _merged(walked.events, start))
-        return done
+        """Run ``walk``, or replay the last call of ``op`` when it had the same key: a
+        2M-aligned range uniform in every page map, of the same length and the
+        same offset in its 1 GiB where a 1G call would be tried."""
+        key = None
+        if start % PAGES_PER_2M == 0 and end % PAGES_PER_2M == 0:
+            giga = start % PAGES_PER_1G if end - start >= PAGES_PER_1G else None
+            key = self._replay.key(op, start, end, flag, giga)
+        return self._replay.call(op, key, start, end, walk, fn=f"tdx_{op}_memory")
 
     def release_memory(self, start: int, end: int) -> bool:
         """tdx_release_memory (RFC v1 patch 5; RFC v2's tdx_unaccept_memory is the same):
@@ -396,53 +391,12 @@ class Tdx(Vendor):
         for _ in range(_MAX_REEXECUTIONS):
             if host.private[page] != FREE:
                 break
-            host.ept_violation(page, "4k")
+            host.fault_in(page, "4k")
         if host.private[page] in (PENDING_4K, PENDING_2M):
-            host.ctx.count("exit.ept_violation")
-            host.ctx.emit("exit", page, page + 1, reason="ept_violation",
-                          fatal="PENDING page: kvm_vm_dead")
+            host.count_fault(page, fatal="PENDING page: kvm_vm_dead")
 
     def inaccessible(self, start: int, end: int) -> list[tuple[int, int]]:
         return self.host.private.runs_where(start, end, FREE, PENDING_4K, PENDING_2M)
-
-
-class _Recording:
-    """What a stretch of one op's calls did: the counters it added, how many calls
-    of ``tdcall.<op>`` it made, whether an injected status met it (then it is no
-    pattern to repeat), and the page events the checks read."""
-
-    def __init__(self, vendor: Tdx, op: str) -> None:
-        self.ctx, self.faults, self.call = vendor.ctx, vendor.faults, f"tdcall.{op}"
-        self.events: list[Event] = []
-
-    def _listen(self, event: Event) -> None:
-        if event.name in _PAGE_EVENTS:
-            self.events.append(event)
-
-    def __enter__(self) -> _Recording:
-        self._counters = Counter(self.ctx.counters)
-        self._calls = self.faults.calls[self.call]
-        self._injected = self.faults.injected
-        self.ctx.listeners.append(self._listen)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.ctx.listeners.remove(self._listen)
-        self.counters = self.ctx.counters - self._counters
-        self.calls = self.faults.calls[self.call] - self._calls
-        self.clean = self.faults.injected == self._injected
-
-
-def _merged(events: list[Event], base: int) -> list[tuple[str, int, int, dict]]:
-    """Events as (name, offset from ``base``, length, info), adjacent equal ones joined."""
-    out: list[list] = []
-    for e in events:
-        last = out[-1] if out else None
-        if last and last[0] == e.name and last[3] == e.info and last[1] + last[2] == e.start - base:
-            last[2] += e.end - e.start
-        else:
-            out.append([e.name, e.start - base, e.end - e.start, e.info])
-    return [tuple(item) for item in out]
 
 
 @hookimpl

@@ -1,0 +1,83 @@
+"""Result types: what one backend's run produced, and a comparison of backends.
+
+A leaf module (it imports nothing of cocomem), so checks, the engine, the
+registry and reports can all use these types without an import circle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from typing import Any
+
+#: verdicts from best to worst; ``error`` is a backend that could not run.
+VERDICTS = ("ok", "degraded", "unsafe", "crashed", "error")
+
+#: counter classes: what the reports' columns add up
+CALL = "call"        #: a call the guest issued to the platform (TDCALL, PVALIDATE, RSI ...)
+EXIT = "exit"        #: a VM exit, to KVM or on to the VMM
+HOST = "host"        #: an action of KVM or the VMM on host memory
+REQUEST = "request"  #: a virtio-mem request the driver sent
+COUNTER_CLASSES = (CALL, EXIT, HOST, REQUEST)
+
+
+def counter_class(name: str, classes: dict[str, str]) -> str | None:
+    """The class of counter ``name`` from declared patterns: an exact entry wins,
+    then the longest matching pattern; None when nobody declared it."""
+    if name in classes:
+        return classes[name]
+    matches = [pattern for pattern in classes if fnmatchcase(name, pattern)]
+    return classes[max(matches, key=len)] if matches else None
+
+
+@dataclass
+class Result:
+    """What ``cocomem compare`` reports for one backend."""
+
+    backend: str
+    verdict: str
+    violations: list[dict[str, Any]] = field(default_factory=list)
+    counters: dict[str, int] = field(default_factory=dict)
+    cost_us: float = 0.0
+    host_bytes: dict[str, int] = field(default_factory=lambda: {"peak": 0, "end": 0})
+    crashed_at: int | None = None
+    error: str | None = None
+    #: the violation that decided the verdict, in words
+    why: str = ""
+    #: counter name patterns -> class (CALL, EXIT, HOST, REQUEST), as the run's
+    #: vendor and the core declare them
+    counter_classes: dict[str, str] = field(default_factory=dict)
+
+    def total(self, cls: str) -> int:
+        """The sum of the counters of one class (``calls``, ``exits`` ... columns)."""
+        return sum(n for name, n in self.counters.items()
+                   if counter_class(name, self.counter_classes) == cls)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = {"verdict": self.verdict, "violations": self.violations,
+                "counters": self.counters, "cost_us": self.cost_us,
+                "host_bytes": self.host_bytes, "why": self.why}
+        if self.error:
+            data["error"] = self.error
+        return data
+
+
+@dataclass
+class Comparison:
+    """Every backend's result on one scenario for one vendor, and whether the
+    expectations held."""
+
+    scenario: str
+    scenario_file: str
+    vendor: str
+    command: str
+    results: dict[str, Result]
+    expectation_failures: list[str] = field(default_factory=list)
+    #: how the vendor's guest calls are called, for the reports' legends
+    calls_are: str = ""
+    #: plugins (a name, one line) whose own code failed in this comparison
+    plugin_errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"scenario": self.scenario, "vendor": self.vendor,
+                "results": {name: r.as_dict() for name, r in self.results.items()}}
