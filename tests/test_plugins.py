@@ -59,13 +59,18 @@ def test_plugin_info_names_kind_version_and_hooks(registry):
     assert info["callbacks"]["version"] == "0.1.0"
 
 
-def test_every_assumption_and_departure_is_documented(registry):
-    # docs/model.md names each modelling choice, as `cocomem plugins --verbose` does
+def _docs() -> str:
     from pathlib import Path
 
+    docs = Path(__file__).parent.parent / "docs"
+    return "\n".join(path.read_text() for path in sorted(docs.rglob("*.md")))
+
+
+def test_every_assumption_and_departure_is_documented(registry):
+    # the docs name each modelling choice, as `cocomem plugins --verbose` does
     from cocomem.model import CORE_ASSUMPTIONS
 
-    doc = (Path(__file__).parent.parent / "docs" / "model.md").read_text()
+    doc = _docs()
     names = set(CORE_ASSUMPTIONS)
     for cls in registry.vendors.values():
         names |= set(cls.assumptions)
@@ -76,9 +81,7 @@ def test_every_assumption_and_departure_is_documented(registry):
 
 
 def test_every_backend_names_its_revision_in_the_docs(registry):
-    from pathlib import Path
-
-    doc = (Path(__file__).parent.parent / "docs" / "model.md").read_text()
+    doc = _docs()
     for name, cls in registry.backends.items():
         assert f"`{name}`" in doc
         if cls.revision is not None:

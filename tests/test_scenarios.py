@@ -1,5 +1,6 @@
 """Every shipped scenario: each built-in backend's verdict, violations and counters
-are pinned by the scenario's own ``expect:`` blocks."""
+are pinned by the scenario's own ``expect:`` blocks, on the scenario's vendor and
+on every vendor it has an ``expect: {vendor: ...}`` block for."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cocomem.compare import compare
+from cocomem.compare import compare_vendors
 from cocomem.scenario import load_scenario
 
 SCENARIOS = sorted((Path(__file__).parent.parent / "scenarios").glob("*.yaml"))
@@ -24,9 +25,13 @@ def test_scenario_expectations_hold(path, registry):
     expect = loaded.scenario.expect
     assert BUILTIN_BACKENDS <= set(expect), "every built-in backend needs an expect: block"
     assert all(e.verdict for e in expect.values()), "every expect: block pins a verdict"
-    comparison = compare(loaded, registry)
-    assert comparison.expectation_failures == []
-    assert all(r.error is None for r in comparison.results.values())
+    for vendor, block in loaded.scenario.vendor_expect.items():
+        assert BUILTIN_BACKENDS <= set(block), f"expect: {vendor}: needs every built-in backend"
+        assert all(e.verdict for e in block.values()), f"expect: {vendor}: pins verdicts"
+    vendors = [loaded.scenario.vendor, *loaded.scenario.vendor_expect]
+    for comparison in compare_vendors(loaded, registry, vendors=vendors):
+        assert comparison.expectation_failures == []
+        assert all(r.error is None for r in comparison.results.values())
 
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
