@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 from pathlib import Path
 from typing import Annotated
@@ -15,7 +16,7 @@ from .errors import CocomemError
 from .explain import format_explanation
 from .model import describe_model
 from .registry import Registry, load_registry
-from .results import Result
+from .results import Comparison, Result
 from .run import Event
 from .scenario import LoadedScenario, load_scenario
 from .trace import format_event
@@ -37,8 +38,30 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
+def _warn(message: str) -> None:
+    typer.echo(f"cocomem: {message}", err=True)
+
+
 def _registry(plugins: list[str]) -> Registry:
-    return load_registry(plugins)
+    registry = load_registry(plugins)
+    for error in registry.errors:
+        _warn(error)
+    return registry
+
+
+def _render(registry: Registry, fmt: str, comparisons: list[Comparison]) -> tuple[str, bool]:
+    """The comparisons in ``fmt``; when the report plugin fails, one line naming it
+    and the results as JSON instead (nothing is lost). Returns (text, rendered)."""
+    report_cls = registry.reports.get(fmt) or registry.reports.get("table")
+    if report_cls is not None:
+        try:
+            return report_cls(fmt).render_many(comparisons), True
+        except (Exception, SystemExit) as exc:
+            _warn(f"{registry.label('report', report_cls.name)} failed: "
+                  f"{type(exc).__name__}: {exc}; the results follow as JSON")
+    data = [comparison.as_dict() for comparison in comparisons]
+    return json.dumps(data[0] if len(data) == 1 else {"scenario": comparisons[0].scenario,
+                                                      "comparisons": data}, indent=2), False
 
 
 def _command(scenario: Path, backends: list[str], vendors: list[str], fmt: str,
@@ -79,8 +102,7 @@ def compare_cmd(
         loaded = load_scenario(scenario, set(registry.vendors))
         comparisons = compare_vendors(loaded, registry, backend, vendor,
                                       command=_command(scenario, backend, vendor, fmt, plugin))
-        report_cls = registry.reports.get(fmt, registry.reports["table"])
-        text = report_cls(fmt).render_many(comparisons)
+        text, rendered = _render(registry, fmt, comparisons)
         if output:
             try:
                 output.write_text(text + "\n")
@@ -94,10 +116,13 @@ def compare_cmd(
     for comparison in comparisons:
         for result in comparison.results.values():
             if result.error:
-                typer.echo(f"cocomem: backend {result.backend} failed: {result.error}",
-                           err=True)
+                _warn(result.error_line())
+            for error in result.plugin_errors:
+                _warn(f"{result.backend}: {error}")
     for failure in failures:
         typer.echo(f"expect failed: {failure}", err=True)
+    if not rendered:
+        raise typer.Exit(2)
     if failures:
         raise typer.Exit(1)
 

@@ -7,9 +7,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from .backend import Backend
-from .checks import KINDS, VMM, verdict
+from .checks import KINDS, VMM, Check, verdict
 from .cost import estimate_cost_us
 from .driver import VirtioMem
+from .errors import CocomemError
 from .faults import FaultPlan
 from .host import Host
 from .registry import Registry
@@ -90,7 +91,14 @@ class BackendRun:
             self.backend_cls = Backend
         self.unaccepted = UnacceptedMemory(self.ctx, self.host.npages, self.vendor,
                                            covers=self.backend_cls.covers_hotplug_memory)
-        self.checks = [cls(self) for cls in registry.checks.values()]
+        self.plugin_errors: list[str] = []
+        self.checks: list[Check] = []
+        for cls in registry.checks.values():
+            try:
+                self.checks.append(cls(self))
+            except (Exception, SystemExit) as exc:
+                self.plugin_errors.append(f"{registry.label('check', cls.name)} failed: "
+                                          f"{type(exc).__name__}: {exc}; left out of this run")
         self.kinds = dict(KINDS)
         self.kinds.update(self.vendor_cls.kinds)
         for check in self.checks:
@@ -114,9 +122,21 @@ class BackendRun:
                                 self.unaccepted)
 
     def _dispatch(self, event: Event) -> None:
-        for check in self.checks:
+        for check in list(self.checks):
             if check.events is None or event.name in check.events:
-                check.on_event(event)
+                try:
+                    check.on_event(event)
+                except GuestCrash:
+                    raise
+                except (Exception, SystemExit) as exc:
+                    self._drop_check(check, exc)
+
+    def _drop_check(self, check: Check, exc: BaseException) -> None:
+        """A check's own exception costs only that check: it is left out of this run,
+        and the result says so in one line."""
+        self.checks.remove(check)
+        self.plugin_errors.append(f"{self.registry.label('check', check.name)} failed: "
+                                  f"{type(exc).__name__}: {exc}; left out of this run")
 
     # -- steps -----------------------------------------------------------
 
@@ -143,8 +163,13 @@ class BackendRun:
     def finish(self) -> Result:
         """After the last step (or the crash): end-of-run checks, then the result."""
         self.ctx.emit("finish")
-        for check in self.checks:
-            check.on_finish()
+        for check in list(self.checks):
+            try:
+                check.on_finish()
+            except GuestCrash:
+                raise
+            except (Exception, SystemExit) as exc:
+                self._drop_check(check, exc)
         return self.result(self.crashed_at)
 
     def do_step(self, step: Step) -> None:
@@ -275,6 +300,7 @@ class BackendRun:
                         "end": self.host.present_pages * PAGE_SIZE},
             crashed_at=crashed_at,
             counter_classes=counter_classes(self.vendor_cls),
+            plugin_errors=self.plugin_errors,
         )
 
 
@@ -301,11 +327,18 @@ def _blocks_touched(ranges: list[tuple[int, int]], block: int) -> int:
 
 def run_backend(loaded: LoadedScenario, registry: Registry, backend: str, vendor: str,
                 trace: list[Event] | None = None) -> Result:
-    """Run one backend; a plugin's own exception becomes an ``error`` result."""
-    run = BackendRun(loaded, registry, backend, vendor, trace)
+    """Run one backend; a plugin's own exception (or SystemExit) anywhere in the run
+    becomes an ``error`` result naming the plugin, and the other backends go on."""
+    run = None
     try:
+        run = BackendRun(loaded, registry, backend, vendor, trace)
         return run.run()
-    except Exception as exc:  # one backend failing must not lose the others
+    except CocomemError:
+        raise  # bad input: the options of a backend or vendor
+    except (Exception, SystemExit) as exc:  # one backend failing must not lose the others
+        culprit = registry.culprit(exc.__traceback__)
         return Result(backend=backend, verdict="error", error=f"{type(exc).__name__}: {exc}",
-                      counters=dict(sorted(run.ctx.counters.items())),
-                      counter_classes=counter_classes(run.vendor_cls))
+                      culprit=culprit,
+                      counters=dict(sorted(run.ctx.counters.items())) if run else {},
+                      counter_classes=counter_classes(registry.vendors[vendor]),
+                      plugin_errors=run.plugin_errors if run else [])

@@ -47,6 +47,10 @@ class Result:
     #: counter name patterns -> class (CALL, EXIT, HOST, REQUEST), as the run's
     #: vendor and the core declare them
     counter_classes: dict[str, str] = field(default_factory=dict)
+    #: the plugin whose code raised ``error``, when one did
+    culprit: str | None = None
+    #: plugins whose part failed in this run (a check left out ...), one line each
+    plugin_errors: list[str] = field(default_factory=list)
 
     def total(self, cls: str) -> int:
         """The sum of the counters of one class (``calls``, ``exits`` ... columns)."""
@@ -59,7 +63,16 @@ class Result:
                 "host_bytes": self.host_bytes, "why": self.why}
         if self.error:
             data["error"] = self.error
+        if self.culprit:
+            data["plugin"] = self.culprit
+        if self.plugin_errors:
+            data["plugin_errors"] = self.plugin_errors
         return data
+
+    def error_line(self) -> str:
+        """``backend boom (plugin 'boomer') failed: RuntimeError: ...``"""
+        who = f" (plugin {self.culprit!r})" if self.culprit else ""
+        return f"backend {self.backend}{who} failed: {self.error}"
 
 
 @dataclass

@@ -491,15 +491,17 @@ def test_plugin_backend_that_raises_gets_verdict_error_and_others_still_report(
     assert {name: table[name][1] for name in BACKENDS} == VERDICTS
     assert table["boom"][1] == "error"
     assert result.stderr.splitlines() == [
-        "cocomem: backend boom failed: RuntimeError: kaboom in post_plug"]
+        "cocomem: backend boom (plugin 'boomer') failed: RuntimeError: kaboom in post_plug"]
 
     data = json.loads(cli("compare", SHIPPED, "--plugin", plugin, "--format", "json").stdout)
     assert data["results"]["boom"]["verdict"] == "error"
     assert data["results"]["boom"]["error"] == "RuntimeError: kaboom in post_plug"
+    assert data["results"]["boom"]["plugin"] == "boomer"
     assert data["results"]["callbacks"]["verdict"] == "ok"
 
     email = cli("compare", SHIPPED, "--plugin", plugin, "--format", "email").stdout
-    assert "  boom: error: RuntimeError: kaboom in post_plug" in email.splitlines()
+    assert ("  boom: error (plugin 'boomer'): RuntimeError: kaboom in post_plug"
+            in email.splitlines())
 
 
 def test_plugin_backend_can_be_expected_to_error(tmp_path: Path):
@@ -509,7 +511,7 @@ def test_plugin_backend_can_be_expected_to_error(tmp_path: Path):
     result = cli("compare", scenario, "--plugin", plugin)
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
-        "cocomem: backend boom failed: RuntimeError: kaboom in post_plug",
+        "cocomem: backend boom (plugin 'boomer') failed: RuntimeError: kaboom in post_plug",
         "expect failed: boom: verdict error, expected ok",
     ]
     scenario.write_text(BASE + "expect:\n  boom: {verdict: error}\n")

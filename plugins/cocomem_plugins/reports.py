@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import textwrap
 
 from tabulate import tabulate
@@ -69,7 +70,7 @@ class TableReport(Report):
 def shell_lines(command: str, width: int = EMAIL_WIDTH) -> list[str]:
     """``$ command`` folded with backslashes so every line fits and still pastes."""
     words: list[str] = []
-    for word in command.split(" "):
+    for word in map(shlex.quote, shlex.split(command)):  # a quoted word stays whole
         if words and words[-1].startswith("--") and " " not in words[-1] \
                 and not word.startswith("--"):
             words[-1] += " " + word  # keep "--option value" on one line
@@ -107,7 +108,8 @@ class EmailReport(Report):
                 items = [f"{kind_label(v)} @{v['step']}: {v['start']:#x} "
                          f"+{format_bytes_short(v['size'])}" for v in r.violations]
                 if r.error:
-                    items.append(f"error: {r.error}")
+                    who = f" (plugin {r.culprit!r})" if r.culprit else ""
+                    items.append(f"error{who}: {r.error}")
                 out.extend(wrap.wrap(f"  {name}: " + "; ".join(items)))
             out.append("")
         out.extend(textwrap.wrap(
