@@ -14,6 +14,7 @@ from .compare import compare_vendors, select, select_vendors
 from .engine import run_backend
 from .errors import CocomemError
 from .explain import format_explanation
+from .introspect import plugins_json, scenario_schema
 from .model import describe_model
 from .registry import Registry, load_registry
 from .results import Comparison, Result
@@ -188,14 +189,20 @@ def explain_cmd(
 def plugins_cmd(
     plugin: PluginOpt = [],  # noqa: B006
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also each backend's posted "
-                                          "revision and departures, and the model's "
-                                          "assumptions.")] = False,
+                                          "revision and departures, each vendor's options, "
+                                          "faults and cost table with sources, and the "
+                                          "model's assumptions.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Everything, as one JSON object "
+                                          "(options as JSON Schema).")] = False,
 ) -> None:
     """List every plugin: kind, what it provides, version and hooks."""
     try:
         registry = _registry(plugin)
     except CocomemError as exc:
         raise _fail(str(exc)) from None
+    if as_json:
+        typer.echo(json.dumps(plugins_json(registry), indent=2))
+        return
     rows = [[p["name"], ", ".join(p["kinds"]) or "-",
              ", ".join(item.split(":", 1)[1] for item in p["provides"]) or "-",
              p["version"], ", ".join(p["hooks"])] for p in registry.plugin_info()]
@@ -203,6 +210,16 @@ def plugins_cmd(
     if verbose:
         typer.echo("")
         typer.echo("\n".join(describe_model(registry)))
+
+
+@app.command("schema")
+def schema_cmd(plugin: PluginOpt = []) -> None:  # noqa: B006
+    """Print the scenario file's JSON Schema, with the loaded plugins' option blocks."""
+    try:
+        registry = _registry(plugin)
+    except CocomemError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(json.dumps(scenario_schema(registry), indent=2))
 
 
 def main() -> None:

@@ -3,6 +3,7 @@ assumption the engine, the vendors and the driver make where no source decides."
 
 from __future__ import annotations
 
+import json
 import textwrap
 
 from . import driver, zone
@@ -29,6 +30,16 @@ def _wrap(text: str, indent: str) -> list[str]:
     return textwrap.wrap(text, 78, initial_indent=indent, subsequent_indent=indent + "  ")
 
 
+def _compact(model: type) -> str:
+    """A plugin's options as one line of JSON Schema (its properties, or none)."""
+    schema = model.model_json_schema()
+    props = schema.get("properties", {})
+    if not props:
+        return "none"
+    return json.dumps({k: {f: v for f, v in p.items() if f != "title"}
+                       for k, p in props.items()}, sort_keys=True)
+
+
 def describe_model(registry: Registry) -> list[str]:
     lines = ["Backends (the posted code each follows, and where the model departs from it):"]
     for name, cls in sorted(registry.backends.items(), key=lambda i: (i[1].order, i[0])):
@@ -39,6 +50,17 @@ def describe_model(registry: Registry) -> list[str]:
             lines.append(f"    {rev.url}")
         for key, text in cls.departures.items():
             lines += _wrap(f"departs ({key}): {text}", "    ")
+    lines.append("Vendors (options, fault-injectable calls, cost table with sources):")
+    for name, cls in sorted(registry.vendors.items()):
+        lines.append(f"  {name}: {cls.description}")
+        lines += _wrap(f"options: {_compact(cls.Options)}", "    ")
+        for call, statuses in cls.fault_calls.items():
+            lines += _wrap(f"faults: {call} -> {', '.join(statuses)}", "    ")
+        for counter, entry in cls.cost_table.items():
+            lines += _wrap(f"cost {counter} = {entry.us:g} us ({entry.source})", "    ")
+    lines.append("Backends' options:")
+    for name, cls in sorted(registry.backends.items(), key=lambda i: (i[1].order, i[0])):
+        lines += _wrap(f"{name}: {_compact(cls.Options)}", "  ")
     lines.append("Vendors' assumptions:")
     for name, cls in sorted(registry.vendors.items()):
         for key, text in cls.assumptions.items():

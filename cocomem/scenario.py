@@ -6,10 +6,18 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
 
 from .errors import ScenarioError
-from .units import SZ_2M, format_size, is_power_of_two, parse_size
+from .units import SIZE_PATTERN, SZ_2M, format_size, is_power_of_two, parse_size
 
 
 def _size(value: Any) -> int:
@@ -19,7 +27,11 @@ def _size(value: Any) -> int:
     return size
 
 
-Size = Annotated[int, BeforeValidator(_size)]
+#: how a size is written: bytes, or a number with a unit (``2MiB``, ``1GiB``, ``512M``)
+SIZE_SCHEMA = {"anyOf": [{"type": "integer", "minimum": 0},
+                         {"type": "string", "pattern": SIZE_PATTERN}],
+               "description": "bytes, or a number with a unit: 4KiB, 2MiB, 1GiB, 512M"}
+Size = Annotated[int, BeforeValidator(_size), WithJsonSchema(SIZE_SCHEMA)]
 
 
 class StrictModel(BaseModel):

@@ -22,6 +22,9 @@ _SUFFIXES = {
     "p": 1 << 50,
     "pib": 1 << 50,
 }
+#: the sizes parse_size accepts, as an ECMA-262 pattern for JSON Schema
+SIZE_PATTERN = r"^\s*\d+\s*(" + "|".join(
+    "".join(f"[{c}{c.upper()}]" for c in suffix) for suffix in _SUFFIXES if suffix) + r")?\s*$"
 #: a sign is accepted so that callers can reject "-2MiB" as negative, not as garbage
 _SIZE_RE = re.compile(r"^\s*(-?\d+)\s*([a-zA-Z]*)\s*$")
 

@@ -86,3 +86,37 @@ def test_every_backend_names_its_revision_in_the_docs(registry):
         assert f"`{name}`" in doc
         if cls.revision is not None:
             assert cls.revision.message_id in doc, name
+
+
+def test_plugins_json_describes_every_registered_object():
+    import json
+
+    from test_cli import cli
+
+    result = cli("plugins", "--json")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    tdx = data["vendors"]["tdx"]
+    assert tdx["plugin"] == "tdx"
+    assert tdx["options"]["properties"]["page_release"] == {
+        "default": True, "title": "Page Release", "type": "boolean"}
+    assert all(entry["source"] for entry in tdx["cost_table"].values())
+    assert tdx["host_words"]["add"] == "host.aug"
+    assert tdx["fault_calls"]["tdcall.accept"][0] == "ok"
+    callbacks = data["backends"]["callbacks"]
+    assert callbacks["revision"]["message_id"] == \
+        "<20260604093551.1511079-1-zhenzhong.duan@intel.com>"
+    assert callbacks["platforms"] == ["tdx"]
+    assert data["backends"]["plugged-bitmap"]["platforms"] is None
+    assert data["checks"]["leak"]["kinds"] == {"leak": "degraded"}
+    assert "email" in data["reports"]
+    assert "boot-memory-1g" in data["core_assumptions"]
+
+
+def test_plugins_verbose_shows_options_faults_and_costs_with_sources():
+    from test_cli import cli
+
+    out = cli("plugins", "--verbose").stdout
+    assert '    options: {"page_release": {"default": true, "type": "boolean"}}' in out
+    assert "    faults: tdvmcall.map_gpa -> ok, retry, invalid_operand, align_error" in out
+    assert "    cost exit.map_gpa = 10 us (assumption: exit to QEMU per 2 MiB chunk)" in out
