@@ -120,3 +120,16 @@ def test_plugins_verbose_shows_options_faults_and_costs_with_sources():
     assert '    options: {"page_release": {"default": true, "type": "boolean"}}' in out
     assert "    faults: tdvmcall.map_gpa -> ok, retry, invalid_operand, align_error" in out
     assert "    cost exit.map_gpa = 10 us (assumption: exit to QEMU per 2 MiB chunk)" in out
+
+
+def test_the_plugin_api_is_exported_from_cocomem():
+    import cocomem
+    from cocomem import backend, checks, hookspecs, host, report, results, run, vendor
+
+    assert cocomem.Vendor is vendor.Vendor and cocomem.Backend is backend.Backend
+    assert cocomem.Check is checks.Check and cocomem.Report is report.Report
+    assert cocomem.hookimpl is hookspecs.hookimpl and cocomem.HostWords is host.HostWords
+    assert cocomem.GuestCrash is run.GuestCrash and cocomem.Result is results.Result
+    assert all(getattr(cocomem, name) is not None for name in cocomem.__all__)
+    with pytest.raises(AttributeError):
+        cocomem.NoSuchThing  # noqa: B018
