@@ -133,3 +133,9 @@ def test_the_plugin_api_is_exported_from_cocomem():
     assert all(getattr(cocomem, name) is not None for name in cocomem.__all__)
     with pytest.raises(AttributeError):
         cocomem.NoSuchThing  # noqa: B018
+
+
+def test_every_installed_plugin_loads_cleanly(registry):
+    # an installed plugin with a hook that does not exist, or one that fails to load,
+    # would be left out with a line in ``errors``: none may be
+    assert registry.errors == []
