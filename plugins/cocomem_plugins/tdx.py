@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict
 
+from cocomem import bulk
 from cocomem.bulk import Recording, Replay, apply
 from cocomem.hookspecs import hookimpl
 from cocomem.host import HostWords
@@ -210,7 +211,7 @@ class Tdx(Vendor):
         (``end`` when every call succeeded)."""
         pos = start
         while pos < end:
-            if pos % PAGES_PER_2M == 0 and end - pos >= 2 * PAGES_PER_2M:
+            if bulk.ENABLED and pos % PAGES_PER_2M == 0 and end - pos >= 2 * PAGES_PER_2M:
                 done, ok = self._walk_chunks(op, pos, end, try_one, succeeded)
                 pos += done
                 if not ok:
