@@ -265,6 +265,13 @@ class Host:
                 self.content.set(zs, ze, 0)
         self.ctx.emit(self.words.remove, start, end)
 
+    def remove_private(self, start: int, end: int) -> None:
+        """Free the private pages of ``[start, end)`` (guest_memfd punched), counted
+        under the vendor's remove word, host memory accounted."""
+        before = self._present(start, end)
+        self._remove_private(start, end)
+        self._account(start, end, before)
+
     def convert(self, start: int, end: int, to: str) -> int:
         """kvm_convert_memory: set the attribute, free the other copy. Returns pages changed."""
         before = self._present(start, end)
