@@ -10,8 +10,7 @@ any vendor.
 
 from __future__ import annotations
 
-from cocomem.backend import Backend, Revision
-from cocomem.hookspecs import hookimpl
+from cocomem import Backend, Revision, hookimpl
 
 
 class CallbacksKexec(Backend):

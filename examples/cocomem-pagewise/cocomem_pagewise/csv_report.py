@@ -5,9 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
-from cocomem.hookspecs import hookimpl
-from cocomem.report import Report
-from cocomem.results import CALL, EXIT, HOST, REQUEST, Comparison
+from cocomem import CALL, EXIT, HOST, REQUEST, Comparison, Report, hookimpl
 
 COLUMNS = ["scenario", "vendor", "backend", "verdict", "violations", "calls", "exits",
            "host_actions", "requests", "cost_us", "host_peak_bytes", "host_end_bytes"]

@@ -9,9 +9,8 @@ step where it starts, for shared and private memory alike.
 
 from __future__ import annotations
 
-from cocomem.checks import VMM, Check
-from cocomem.hookspecs import hookimpl
-from cocomem.run import Event
+from cocomem import Check, Event, hookimpl
+from cocomem.checks import VMM
 from cocomem.state import PRESENT
 
 

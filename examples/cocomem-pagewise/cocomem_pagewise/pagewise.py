@@ -10,12 +10,8 @@ in the host's neutral per-page maps: ``host.attr`` (private or shared),
 
 from __future__ import annotations
 
-from cocomem.hookspecs import hookimpl
-from cocomem.host import HostWords
-from cocomem.results import CALL, EXIT
-from cocomem.run import Event, GuestCrash
+from cocomem import CALL, EXIT, CostEntry, Event, GuestCrash, HostWords, Vendor, hookimpl
 from cocomem.state import FREE, MAPPED, MAPPED_4K, PENDING, PENDING_4K, PRIVATE, SHARED
-from cocomem.vendor import CostEntry, Vendor
 
 OK = "ok"
 ALREADY_ACCEPTED = "already_accepted"
@@ -108,16 +104,17 @@ class Pagewise(Vendor):
             ok = status == OK or status in ignore
             if status == ALREADY_ACCEPTED:
                 self.ctx.emit("accept.already", page, page + 1, tolerated=ok)
-            if ok:
-                self.ctx.emit("accept.done", page, page + 1)
-            return page + 1, ok
+            if not ok:
+                return page, False
+            self.ctx.emit("accept.done", page, page + 1)
+            return page + 1, True
 
         return self.each(start, end, piece)[1]
 
     def release_memory(self, start: int, end: int) -> bool:
         self.ctx.emit("call", start, end, fn="pagewise_release_memory")
         stop, ok = self.each(start, end, lambda page, end: (
-            page + 1, self._release_one(page) == OK))
+            (page + 1, True) if self._release_one(page) == OK else (page, False)))
         if not ok and stop > start and not self.accept_memory(start, stop):
             raise GuestCrash("accept-panic", start, stop,
                              "pagewise_release_memory: failed to re-accept released memory")
@@ -126,7 +123,7 @@ class Pagewise(Vendor):
     def _convert(self, start: int, end: int, to: str) -> bool:
         self.ctx.emit("call", start, end, fn=f"pagewise_convert_{to}")
         return self.each(start, end, lambda page, end: (
-            page + 1, self._convert_one(page, to) == OK))[1]
+            (page + 1, True) if self._convert_one(page, to) == OK else (page, False)))[1]
 
     def set_memory_encrypted(self, start: int, end: int) -> bool:
         return self._convert(start, end, PRIVATE) and self.accept_memory(start, end)

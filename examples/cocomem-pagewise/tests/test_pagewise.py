@@ -14,11 +14,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from cocomem.compare import compare
+from cocomem import bulk
+from cocomem.engine import BackendRun
 from cocomem.registry import load_registry
 from cocomem.scenario import parse_scenario
-
-from cocomem_pagewise.pagewise import Pagewise
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 COCOMEM = Path(sys.executable).parent / "cocomem"
@@ -90,16 +89,6 @@ def test_plugins_verbose_names_the_assumptions_and_departures():
     assert "departs (release-before-unplug-all):" in out.stdout
 
 
-def _naive_each(self, start, end, piece):
-    """Vendor.each without the bulk mechanism: every piece called for real."""
-    pos = start
-    while pos < end:
-        pos, ok = piece(pos, end)
-        if not ok:
-            return pos, False
-    return pos, True
-
-
 SMALL = """\
 name: small
 vendor: pagewise
@@ -113,20 +102,28 @@ steps:
   - kexec
   - use: all
 """
-FAULT = "faults:\n  - {call: pw.accept, nth: 100, status: busy}\n"
+FAULTS = {"clean": "", "accept": "faults:\n  - {call: pw.accept, nth: 100, status: busy}\n",
+          "release": "faults:\n  - {call: pw.release, nth: 700, status: busy}\n"}
 
 
-@pytest.mark.parametrize("text", [SMALL, SMALL + FAULT], ids=["clean", "faulted"])
-def test_bulk_gives_what_one_call_per_page_gives(text: str, monkeypatch: pytest.MonkeyPatch):
-    """The bulk mechanism's contract, checked on this vendor: a run with it and a run
-    calling every page for real agree on every counter, violation and host byte."""
+def _outcome(registry, loaded, backend: str) -> tuple:
+    run = BackendRun(loaded, registry, backend, "pagewise")
+    result = run.run()
+    assert result.error is None, result.error
+    return (result.verdict, result.violations, result.counters, result.host_bytes,
+            [runmap.to_list() for runmap in run.host.page_maps])
+
+
+@pytest.mark.parametrize("faults", FAULTS)
+def test_bulk_gives_what_one_call_per_page_gives(faults: str, monkeypatch: pytest.MonkeyPatch):
+    """The bulk mechanism's contract, checked on this vendor's pieces: a run with it
+    and a run calling every page for real agree on every counter, violation, host
+    byte and page state, for every backend."""
     registry = load_registry()
-    loaded = parse_scenario(text, "small.yaml", set(registry.vendors))
-    bulk = compare(loaded, registry).results
-    monkeypatch.setattr(Pagewise, "each", _naive_each)
-    naive = compare(loaded, registry).results
-    for backend, result in bulk.items():
-        assert result.error is None, result.error
-        assert (result.verdict, result.violations, result.counters, result.host_bytes) == (
-            naive[backend].verdict, naive[backend].violations, naive[backend].counters,
-            naive[backend].host_bytes), backend
+    loaded = parse_scenario(SMALL + FAULTS[faults], "small.yaml", set(registry.vendors))
+    for backend in sorted(registry.backends):
+        fast = _outcome(registry, loaded, backend)
+        monkeypatch.setattr(bulk, "ENABLED", False)  # every piece called for real
+        slow = _outcome(registry, loaded, backend)
+        monkeypatch.undo()
+        assert fast == slow, backend
