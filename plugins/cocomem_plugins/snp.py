@@ -82,6 +82,10 @@ ASSUMPTIONS = {
                     "(VMGEXIT_PSC_ERROR_GENERIC) before any exit to the VMM: nothing is "
                     "converted and Linux terminates the guest (GHCB_TERM_PSC); an injected "
                     "ok converts nothing",
+    "direct-map-aligned": "a 2M PSC entry needs a 2 MiB-aligned direct-map address "
+                          "(__set_pages_state tests the virtual address); the model tests "
+                          "the guest physical one, i.e. PAGE_OFFSET is taken to be at least "
+                          "2 MiB-aligned",
     "no-migration-hypercall": "set_memory_encrypted/decrypted issue no "
                               "notify_page_enc_status_changed hypercall "
                               "(KVM_FEATURE_MIGRATION_CONTROL is not exposed to the guest)",
