@@ -162,33 +162,32 @@ def hooks(events: list[Event], *core: str) -> list[tuple]:
 
 # --- the four pluggy hooks: each example module implements one -------------------------
 
-def _registered(registry: Registry, plugin: str) -> None:
+def _registered(registry: Registry, plugin: str, hook: str) -> type:
+    """What ``plugin`` registered through ``hook``, checked against the listing."""
     kind, item = EXAMPLE_PLUGINS[plugin]
+    assert hook == f"register_{kind}s"
     assert registry.origin[(kind, item)] == plugin
     row = {row["name"]: row for row in registry.plugin_info()}[plugin]
-    assert row["kinds"] == [kind]
-    assert row["provides"] == [f"{kind}:{item}"]
-    assert row["hooks"] == [f"register_{kind}s"]
+    assert (row["kinds"], row["provides"], row["hooks"]) == ([kind], [f"{kind}:{item}"], [hook])
+    return registry.items[kind][item]
 
 
 def test_hook_register_vendors(registry: Registry):
-    _registered(registry, "pagewise")
-    assert registry.vendors["pagewise"].__name__ == "Pagewise"
+    assert _registered(registry, "pagewise", "register_vendors").__name__ == "Pagewise"
 
 
 def test_hook_register_backends(registry: Registry):
-    _registered(registry, "callbacks_kexec")
-    assert registry.backends["callbacks-kexec"].__name__ == "CallbacksKexec"
+    cls = _registered(registry, "callbacks_kexec", "register_backends")
+    assert cls.__name__ == "CallbacksKexec"
 
 
 def test_hook_register_checks(registry: Registry):
-    _registered(registry, "host_within_plugged")
-    assert registry.checks["host-within-plugged"].kinds == {"host-over-plugged": "vmm"}
+    cls = _registered(registry, "host_within_plugged", "register_checks")
+    assert cls.kinds == {"host-over-plugged": "vmm"}
 
 
 def test_hook_register_reports(registry: Registry):
-    _registered(registry, "csv_report")
-    assert registry.reports["csv"].__name__ == "CsvReport"
+    assert _registered(registry, "csv_report", "register_reports").__name__ == "CsvReport"
 
 
 # --- Backend hook methods ---------------------------------------------------------------
@@ -435,12 +434,22 @@ def test_hook_describe(registry: Registry):
 
 # --- Check ------------------------------------------------------------------------------
 
-def test_hook_on_event(registry: Registry):
-    # host-within-plugged sees every step.end: the unplugged block the host keeps
-    # is reported at the step of the unplug, as the VMM's finding
+def test_hook_on_event(registry: Registry, monkeypatch: pytest.MonkeyPatch):
+    # host-within-plugged gets the step.end of each step (its ``events``), and reports
+    # the unplugged block the host keeps at the step of the unplug, the VMM's finding
+    check = registry.checks["host-within-plugged"]
+    seen: list[tuple[str, int]] = []
+    on_event = check.on_event
+
+    def spy(self, event: Event) -> None:
+        seen.append((event.name, self.run.ctx.step))
+        on_event(self, event)
+
+    monkeypatch.setattr(check, "on_event", spy)
     loaded = load_scenario(ROOT / "scenarios" / "noop-unplug-replug.yaml",
                            set(registry.vendors))
     (comparison,) = compare_vendors(loaded, registry, ["callbacks-kexec"], ["pagewise"])
+    assert seen == [("step.end", step) for step in range(6)]
     result = comparison.results["callbacks-kexec"]
     assert result.verdict == "ok"
     assert [(v["kind"], v["step"], v["by"]) for v in result.violations] == [
