@@ -262,7 +262,7 @@ class Snp(Vendor):
                 self._fault(page)
                 continue
             if level == "4k" and state in LEAF_2M:  # NPF with SIZEM: PSMASH, re-execute
-                host.count_fault(page, level=level, rmp="sizem")
+                host.count_fault(page, level=level)
                 host.demote(page)
                 continue
             if level == "2m" and state not in LEAF_2M:  # 4K RMP entry at the base
