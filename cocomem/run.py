@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,6 +56,10 @@ class RunContext:
         #: names of the events some check reads (None: every event); the bulk
         #: mechanism repeats these over the pieces it applies at once
         self.watched: set[str] | None = set()
+        #: per kind: the pages reported so far (sorted, disjoint ranges), and the
+        #: index of its last violation
+        self._reported: dict[str, list[tuple[int, int]]] = {}
+        self._last: dict[str, int] = {}
 
     def count(self, name: str, n: int = 1) -> None:
         if n:
@@ -73,22 +78,50 @@ class RunContext:
         """Record a violation over pages ``[start, end)`` at the current step.
 
         Pages already reported for this kind (at any step) are not reported
-        again; a range that continues the last one of its kind, at the same
-        step, extends it.
+        again, whatever ranges they were reported in; a range that continues the
+        last one of its kind, at the same step, extends it.
         """
-        gpa, size = self.gpa(start), (end - start) * PAGE_SIZE
-        last = None
-        for index, old in enumerate(self.violations):
-            if old.kind != kind:
-                continue
-            if old.start <= gpa and gpa + size <= old.start + old.size:
-                return
-            last = index
-        if last is not None:
-            old = self.violations[last]
-            if old.step == self.step and old.start + old.size == gpa:
-                self.violations[last] = Violation(kind, self.step, old.start, old.size + size,
-                                                  old.detail)
-                return
-        self.emit("violation", start, end, kind=kind, detail=detail)
-        self.violations.append(Violation(kind, self.step, gpa, size, detail))
+        reported = self._reported.setdefault(kind, [])
+        for s, e in _subtract(start, end, reported):
+            last = self._last.get(kind)
+            old = self.violations[last] if last is not None else None
+            if old and old.step == self.step and old.start + old.size == self.gpa(s):
+                self.violations[last] = Violation(kind, self.step, old.start,
+                                                  old.size + (e - s) * PAGE_SIZE, old.detail)
+            else:
+                self.emit("violation", s, e, kind=kind, detail=detail)
+                self._last[kind] = len(self.violations)
+                self.violations.append(Violation(kind, self.step, self.gpa(s),
+                                                 (e - s) * PAGE_SIZE, detail))
+            _insert(reported, s, e)
+
+
+def _subtract(start: int, end: int, ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``[start, end)`` minus the sorted, disjoint ``ranges``."""
+    out, pos = [], start
+    i = max(0, bisect_right(ranges, (start, start)) - 1)
+    while pos < end and i < len(ranges):
+        s, e = ranges[i]
+        if s >= end:
+            break
+        if e > pos:
+            if s > pos:
+                out.append((pos, s))
+            pos = max(pos, e)
+        i += 1
+    if pos < end:
+        out.append((pos, end))
+    return out
+
+
+def _insert(ranges: list[tuple[int, int]], start: int, end: int) -> None:
+    """Add ``[start, end)`` (disjoint from ``ranges``) to the sorted list, merged."""
+    i = bisect_right(ranges, (start, start))
+    if i > 0 and ranges[i - 1][1] == start:
+        i -= 1
+        start = ranges[i][0]
+        del ranges[i]
+    if i < len(ranges) and ranges[i][0] == end:
+        end = ranges[i][1]
+        del ranges[i]
+    ranges.insert(i, (start, end))
