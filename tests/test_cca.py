@@ -401,3 +401,22 @@ def test_trace_names_the_smc(registry):
     assert ("  RSI_IPA_STATE_SET 0x100000000+2MiB RIPAS=RAM RSI_NO_CHANGE_DESTROYED -> "
             "top=0x100200000 ACCEPT  [rsi_set_addr_range_state]") in lines
 
+
+
+def test_declarations():
+    # every cost is an assumption (no published figure); every counter has a class
+    from cocomem.engine import counter_classes
+    from cocomem.results import CALL, EXIT, HOST, counter_class
+
+    assert all(entry.source.startswith("assumption") for entry in Cca.cost_table.values())
+    classes = counter_classes(Cca)
+    assert {name: counter_class(name, classes) for name in (
+        "cca.rsi_ipa_state_set.ram.reject", "exit.ripas_change", "exit.memory_fault",
+        "exit.data_abort", "host.rtt_set_ripas", "host.data_create.4k",
+        "host.data_destroy.4k")} == {
+        "cca.rsi_ipa_state_set.ram.reject": CALL, "exit.ripas_change": EXIT,
+        "exit.memory_fault": EXIT, "exit.data_abort": EXIT, "host.rtt_set_ripas": HOST,
+        "host.data_create.4k": HOST, "host.data_destroy.4k": HOST}
+    assert Cca.unaccepted_memory is False
+    assert Cca.fault_calls == {"rsi_ipa_state_set": ("partial", "no_progress", "reject",
+                                                     "error_input", "error_state")}

@@ -70,7 +70,8 @@ ASSUMPTIONS = {
                        "without undoing it",
     "cca-injected-statuses": "an injected partial is KVM stopping after its first "
                              "RMI_RTT_SET_RIPAS (-ENOMEM after progress in "
-                             "kvm_complete_ripas_change), no_progress stopping before it; "
+                             "kvm_complete_ripas_change; complete when one RTT covers the "
+                             "range), no_progress stopping before it; "
                              "reject is the VMM refusing at its KVM_EXIT_MEMORY_FAULT (nothing "
                              "converted) and KVM entering with REC_ENTER_FLAG_RIPAS_RESPONSE, "
                              "which the RMM reports only for a RAM request: on an EMPTY request "
