@@ -26,10 +26,8 @@ def select_vendors(loaded: LoadedScenario, registry: Registry,
     for name in s.vendor_options:
         if name not in registry.vendors:
             raise loaded.error(("vendor_options", name), f"unknown vendor {name!r}")
-    chosen = list(dict.fromkeys(vendors)) or [s.vendor]
-    for name in chosen:
-        validate_faults(loaded, registry.vendors[name])
-    return chosen
+    validate_faults(loaded, registry)
+    return list(dict.fromkeys(vendors)) or [s.vendor]
 
 
 def select(loaded: LoadedScenario, registry: Registry,

@@ -47,19 +47,33 @@ def counter_classes(vendor_cls: type) -> dict[str, str]:
     return classes
 
 
-def validate_faults(loaded: LoadedScenario, vendor_cls: type) -> None:
+def fault_calls(vendor_cls: type) -> dict[str, tuple[str, ...]]:
+    """The calls a fault may name on ``vendor_cls``, with their statuses."""
     from .host import RESPONSES
 
     calls = {f"virtio_mem.{r}": RESPONSES for r in ("plug", "unplug", "unplug_all")}
     calls.update(vendor_cls.fault_calls)
+    return calls
+
+
+def validate_faults(loaded: LoadedScenario, registry: Registry) -> None:
+    """Every ``faults:`` entry names a call some loaded vendor (or the device) makes,
+    with one of its statuses. A fault on another vendor's call does not apply to a
+    run on this one (a TDX fault leaves an SEV-SNP run alone)."""
+    known: dict[str, set[str]] = {}
+    for vendor_cls in registry.vendors.values():
+        for call, statuses in fault_calls(vendor_cls).items():
+            known.setdefault(call, set()).update(statuses)
     for index, fault in enumerate(loaded.scenario.faults):
-        if fault.call not in calls:
+        if fault.call not in known:
             raise loaded.error(("faults", index, "call"),
-                               f"unknown call {fault.call!r}; calls: {', '.join(sorted(calls))}")
-        if fault.status not in calls[fault.call]:
+                               f"unknown call {fault.call!r}; calls: {', '.join(sorted(known))}")
+        if fault.status not in known[fault.call]:
+            statuses = next(s for v in registry.vendors.values()
+                            if (s := fault_calls(v).get(fault.call)))
             raise loaded.error(("faults", index, "status"),
                                f"{fault.call} has no status {fault.status!r}; statuses: "
-                               f"{', '.join(calls[fault.call])}")
+                               f"{', '.join(statuses)}")
 
 
 class BackendRun:
@@ -79,7 +93,8 @@ class BackendRun:
                                         s.backend_options.get(backend, {}),
                                         ("backend_options", backend))
         self.ctx = RunContext(s.device.addr)
-        self.faults = FaultPlan(s.faults)
+        applicable = fault_calls(self.vendor_cls)
+        self.faults = FaultPlan(f for f in s.faults if f.status in applicable.get(f.call, ()))
         self.host = Host(self.ctx, s, self.faults, confidential=self.vendor_cls.confidential,
                          words=self.vendor_cls.host_words)
         self.vendor = self.vendor_cls(self.ctx, self.host, self.faults, self.vendor_options)

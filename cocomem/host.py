@@ -310,21 +310,27 @@ class Host:
         if self.private[page] != FREE:
             return
         base = page - page % PAGES_PER_2M
-        if (level == "2m" and self.mapping_level == "2m" and page == base
+        if (level == "2m" and self.mapping_level == "2m"
                 and base + PAGES_PER_2M <= self.npages and not self.pt_4k[base]
                 and self.attr.all(base, base + PAGES_PER_2M, PRIVATE)
                 and self.private.all(base, base + PAGES_PER_2M, FREE)):
-            start, end, state, leaf = base, base + PAGES_PER_2M, PENDING_2M, "2m"
+            self.add_private(base, base + PAGES_PER_2M, "2m")
         else:
-            start, end, state, leaf = page, page + 1, PENDING_4K, "4k"
             if self.words.keeps_4k_tables:
                 self._make_pt_4k(base)
+            self.add_private(page, page + 1, "4k")
+
+    def add_private(self, start: int, end: int, leaf: str, **info: object) -> None:
+        """KVM adds private pages over ``[start, end)`` as leaves of ``leaf`` size
+        (``2m``: a 2M-aligned range), zeroed and not accepted yet, counted under the
+        vendor's add word: what a fault does, and what a prefault does without one."""
         before = self._present(start, end)
-        self.private.set(start, end, state)
+        self.private.set(start, end, PENDING_2M if leaf == "2m" else PENDING_4K)
         self.content.set(start, end, 0)
         self._account(start, end, before)
-        self.ctx.count(f"{self.words.add}.{leaf}")
-        self.ctx.emit(self.words.add, start, end, level=leaf)
+        self.ctx.count(f"{self.words.add}.{leaf}",
+                       (end - start) // PAGES_PER_2M if leaf == "2m" else end - start)
+        self.ctx.emit(self.words.add, start, end, level=leaf, **info)
 
     def count_fault(self, page: int, **info: object) -> None:
         """One exit of a private access at ``page`` (the vendor's fault word)."""

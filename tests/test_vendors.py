@@ -92,3 +92,14 @@ def test_calls_and_exits_columns_add_up_the_vendors_declared_classes():
     table = cli("compare", SHIPPED).stdout
     row = next(line.split() for line in table.splitlines() if line.startswith("callbacks"))
     assert (int(row[3]), int(row[4])) == (calls, exits)
+
+
+def test_a_fault_on_another_vendors_call_leaves_this_vendor_alone(tmp_path: Path):
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(BASE + "faults:\n  - {call: tdcall.accept, nth: 1, status: operand_busy}\n")
+    result = cli("compare", scenario, "--backend", "start-shared", "--vendor", "tdx",
+                 "--vendor", "none", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    tdx, none = json.loads(result.stdout)["comparisons"]
+    assert tdx["results"]["start-shared"]["counters"]["tdcall.accept.2m.operand_busy"] == 1
+    assert none["results"]["start-shared"]["verdict"] == "ok"

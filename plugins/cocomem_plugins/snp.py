@@ -201,7 +201,7 @@ class Snp(Vendor):
         if (host.mapping_level == "2m" and base + PAGES_PER_2M <= host.npages
                 and host.attr.all(base, base + PAGES_PER_2M, PRIVATE)
                 and host.private.all(base, base + PAGES_PER_2M, FREE)):
-            host.fault_in(base, "2m")
+            host.fault_in(page, "2m")
         else:
             host.fault_in(page, "4k")
 
@@ -227,16 +227,9 @@ class Snp(Vendor):
             pieces = [(start, first, "4k"), (first, last, "2m"), (last, end, "4k")]
         else:
             pieces = [(start, end, "4k")]
-        before = host._present(start, end)
         for s, e, leaf in pieces:
-            if s >= e:
-                continue
-            host.private.set(s, e, PENDING_2M if leaf == "2m" else PENDING_4K)
-            host.content.set(s, e, 0)
-            n = (e - s) // PAGES_PER_2M if leaf == "2m" else e - s
-            self.ctx.count(f"{host.words.add}.{leaf}", n)
-            self.ctx.emit(host.words.add, s, e, level=leaf, prefault=True)
-        host._account(start, end, before)
+            if s < e:
+                host.add_private(s, e, leaf, prefault=True)
 
     # -- one PVALIDATE -----------------------------------------------------
 
