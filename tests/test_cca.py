@@ -160,7 +160,7 @@ def test_partial_top_and_repeat(registry):
     # an injected partial: KVM stops after its first RMI_RTT_SET_RIPAS (one L2
     # table, up to 5 GiB); rsi_set_memory_range loops from top: a second SMC,
     # exit and VMM exit (which converts nothing more) finish the range
-    faults = [{"call": "rsi_ipa_state_set", "nth": 1, "status": "partial"}]
+    faults = [{"call": "cca.rsi_ipa_state_set", "nth": 1, "status": "partial"}]
     run = cca_run(registry, [], region="4GiB", memory_block="2GiB", faults=faults,
                   memory="start-shared")
     smcs = _events(run, lambda: run.vendor.accept_memory(0, 2 * GIB))
@@ -179,7 +179,7 @@ def test_partial_top_and_repeat(registry):
 
 def test_no_progress_is_repeated(registry):
     # new_base == base with RSI_ACCEPT: "Call RSI_IPA_STATE_SET again" (RMM A5.4)
-    faults = [{"call": "rsi_ipa_state_set", "nth": 1, "status": "no_progress", "count": 2}]
+    faults = [{"call": "cca.rsi_ipa_state_set", "nth": 1, "status": "no_progress", "count": 2}]
     run = cca_run(registry, [], faults=faults)
     assert run.vendor.accept_memory(0, 128 * MIB) is True
     assert counters(run, "cca") == {"cca.rsi_ipa_state_set.ram.partial": 2,
@@ -190,8 +190,8 @@ def test_no_progress_is_repeated(registry):
 def test_an_error_midway_keeps_what_was_changed(registry):
     # rsi_set_memory_range returns -EINVAL on an error status; nothing is rolled
     # back (cca-no-rollback)
-    faults = [{"call": "rsi_ipa_state_set", "nth": 1, "status": "partial"},
-              {"call": "rsi_ipa_state_set", "nth": 2, "status": "error_input"}]
+    faults = [{"call": "cca.rsi_ipa_state_set", "nth": 1, "status": "partial"},
+              {"call": "cca.rsi_ipa_state_set", "nth": 2, "status": "error_input"}]
     run = cca_run(registry, [], region="4GiB", memory_block="2GiB", faults=faults)
     assert run.vendor.accept_memory(0, 2 * GIB) is False
     assert counters(run, "cca") == {"cca.rsi_ipa_state_set.ram.partial": 1,
@@ -208,7 +208,7 @@ def test_a_host_reject_fails_set_memory_encrypted_and_start_shared_breaks(regist
     # -EINVAL; __set_memory_enc_dec leaves the PTEs invalid and
     # realm_set_memory_encrypted WARNs "pages will be leaked". start-shared's
     # post-plug hook fails: virtio_mem_run_wq marks the device broken.
-    faults = [{"call": "rsi_ipa_state_set", "nth": 1, "status": "reject"}]
+    faults = [{"call": "cca.rsi_ipa_state_set", "nth": 1, "status": "reject"}]
     run = cca_run(registry, [{"plug": "128MiB"}, {"use": "all"}], backend="start-shared",
                   faults=faults)
     result = result_of(run)
@@ -226,7 +226,7 @@ def test_a_host_reject_fails_set_memory_encrypted_and_start_shared_breaks(regist
 def test_the_host_cannot_reject_an_empty_request(registry):
     # RMM A5.4: the REJECT response is reported only when the request was RAM;
     # for EMPTY it is a pass without progress, and the loop goes on
-    faults = [{"call": "rsi_ipa_state_set", "nth": 2, "status": "reject"}]
+    faults = [{"call": "cca.rsi_ipa_state_set", "nth": 2, "status": "reject"}]
     run = cca_run(registry, [{"plug": "128MiB"}, {"use": "all"}, {"unplug": "128MiB"}],
                   backend="start-shared", faults=faults)
     result = result_of(run)
@@ -256,7 +256,7 @@ def test_a_failed_decrypt_gives_back_pages_whose_ptes_are_invalid(registry):
     # the unplug's set_memory_decrypted fails at its first SMC: nothing changed,
     # but __set_memory_enc_dec broke the linear map first; the driver gives the
     # pages back (virtio_mem_fake_online) and the next write faults in the kernel
-    faults = [{"call": "rsi_ipa_state_set", "nth": 2, "status": "error_state"}]
+    faults = [{"call": "cca.rsi_ipa_state_set", "nth": 2, "status": "error_state"}]
     run = cca_run(registry, [{"plug": "128MiB"}, {"use": "all"}, {"unplug": "128MiB"},
                              {"use": "all"}], backend="start-shared", faults=faults)
     result = result_of(run)
@@ -271,7 +271,7 @@ def test_a_new_kernel_maps_memory_afresh(registry):
     # (cca-linear-map); its UNPLUG_ALL converts nothing, the re-plug's
     # set_memory_encrypted sets RAM over RAM and keeps the granules, so the
     # write that killed the old kernel works in the new one
-    faults = [{"call": "rsi_ipa_state_set", "nth": 2, "status": "error_state"}]
+    faults = [{"call": "cca.rsi_ipa_state_set", "nth": 2, "status": "error_state"}]
     run = cca_run(registry, [{"plug": "128MiB"}, {"use": "all"}, {"unplug": "128MiB"},
                              "kexec", {"plug": "128MiB"}, {"use": "all"}],
                   backend="start-shared", faults=faults)
@@ -308,7 +308,7 @@ def test_kexec_on_a_vmm_that_punches_private_memory_destroys_ram_granules(regist
     # start-shared converts nothing before UNPLUG_ALL (unplug-all-untouched), so
     # the VMM's discard of private memory meets RAM granules; a host REJECT of
     # the re-plug's RAM request keeps the result in sight
-    faults = [{"call": "rsi_ipa_state_set", "nth": 2, "status": "reject"}]
+    faults = [{"call": "cca.rsi_ipa_state_set", "nth": 2, "status": "reject"}]
     run = cca_run(registry, [{"plug": "128MiB"}, {"use": "64MiB"}, "kexec"],
                   backend="start-shared", discards=("shared", "private"), faults=faults)
     result_of(run)
@@ -418,5 +418,5 @@ def test_declarations():
         "exit.memory_fault": EXIT, "exit.data_abort": EXIT, "host.rtt_set_ripas": HOST,
         "host.data_create.4k": HOST, "host.data_destroy.4k": HOST}
     assert Cca.unaccepted_memory is False
-    assert Cca.fault_calls == {"rsi_ipa_state_set": ("partial", "no_progress", "reject",
+    assert Cca.fault_calls == {"cca.rsi_ipa_state_set": ("partial", "no_progress", "reject",
                                                      "error_input", "error_state")}

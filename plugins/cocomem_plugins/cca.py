@@ -47,7 +47,7 @@ PTE_INVALID = "invalid"  # broken by __set_memory_enc_dec whose RSI call failed
 PTE_SHARED = "shared"    # valid with PROT_NS_SHARED: accesses go to the unprotected alias
 
 #: the fault-injectable call and what an injected status stands for (cca-injected-statuses)
-CALL_NAME = "rsi_ipa_state_set"
+CALL_NAME = "cca.rsi_ipa_state_set"
 STATUSES = ("partial", "no_progress", "reject", "error_input", "error_state")
 
 #: Model rules where no public source decides; each is a modelling choice.
