@@ -143,7 +143,9 @@ class VirtioMem:
         start, end = self.mb_range(mb)
         self.ctx.emit("notify", start, end, action=MEM_GOING_ONLINE)
         if not self.backend.memory_notify(MEM_GOING_ONLINE, start, end):
+            # online_pages' failed_addition: the whole chain hears MEM_CANCEL_ONLINE
             self.ctx.emit("notify", start, end, action=MEM_CANCEL_ONLINE)
+            self.backend.memory_notify(MEM_CANCEL_ONLINE, start, end)
             self.online_cancelled.set(mb, mb + 1, True)
             return False
         self.online_cancelled.set(mb, mb + 1, False)

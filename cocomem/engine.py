@@ -98,6 +98,7 @@ class BackendRun:
         self.host = Host(self.ctx, s, self.faults, confidential=self.vendor_cls.confidential,
                          words=self.vendor_cls.host_words)
         self.vendor = self.vendor_cls(self.ctx, self.host, self.faults, self.vendor_options)
+        self.host.removing = self.vendor.removing_private
         platforms = self.backend_cls.platforms
         #: the posted series hooks only these platforms' arch code; on any other it
         #: registers nothing, and the kernel behaves as mainline
@@ -131,6 +132,7 @@ class BackendRun:
 
     def new_kernel(self) -> None:
         """Boot (or kexec into) a guest kernel: a fresh driver and backend."""
+        self.vendor.new_kernel()
         self.backend = self.backend_cls(self.ctx, self.vendor, self.backend_options,
                                         self.unaccepted)
         self.driver = VirtioMem(self.ctx, self.scenario, self.host, self.backend,
@@ -203,6 +205,7 @@ class BackendRun:
         elif op == "reboot":
             self.reset()
         elif op == "kdump":
+            self.vendor.new_kernel()  # the capture kernel
             self.kdump()
             self.reset()
         elif op in ("offline_block", "online_block"):

@@ -10,6 +10,7 @@ SEV-SNP: ``exit.npf``, ``host.rmp_make_private`` ...).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .faults import FaultPlan
@@ -100,6 +101,9 @@ class Host:
         self.content = RunMap(self.npages, 0)
         self.present_pages = 0
         self.peak_pages = 0
+        #: called with ``(start, end)`` before private pages there are freed (the
+        #: engine passes the vendor's ``removing_private``)
+        self.removing: Callable[[int, int], None] = lambda start, end: None
         #: per-page maps a vendor keeps (``add_map``), part of ``page_maps``
         self.vendor_maps: list[tuple[RunMap, object]] = []
 
@@ -252,6 +256,7 @@ class Host:
 
     def _remove_private(self, start: int, end: int) -> None:
         """Punch guest_memfd: S-EPT REMOVE of every leaf in the range."""
+        self.removing(start, end)
         self._split_2m(start, end)
         for s, e, value in list(self.private.runs(start, end)):
             if value == FREE:

@@ -207,9 +207,12 @@ class _Loader:
             registry.files[name] = str(Path(module_file).resolve())
 
 
-def load_registry(plugin_files: Iterable[str] = (), *, entry_points: bool = True) -> Registry:
+def load_registry(plugin_files: Iterable[str] = (), *, entry_points: bool = True,
+                  modules: Iterable[Any] = ()) -> Registry:
     """Load built-in and installed plugins (entry-point group ``cocomem``), then each
-    ``--plugin`` file, and collect what they register."""
+    ``--plugin`` file, then each module object in ``modules`` (a plugin defined in a
+    test or a notebook, named by its ``__name__``), and collect what they register;
+    a plugin in ``modules`` that fails raises PluginError."""
     loader = _Loader()
     registry = loader.registry
     if entry_points:
@@ -240,4 +243,7 @@ def load_registry(plugin_files: Iterable[str] = (), *, entry_points: bool = True
             if message.startswith(f"plugin {name!r} ({path}): unknown hook"):
                 message = f"--plugin {path}:" + message.split(":", 1)[1]
             raise PluginError(message) from None
+    for module in modules:
+        name = module.__name__.rpartition(".")[2]
+        loader.add(module, name, f"plugin {name!r}")
     return registry

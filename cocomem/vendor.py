@@ -13,7 +13,7 @@ region.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -22,6 +22,7 @@ from . import bulk
 from .faults import FaultPlan
 from .host import Host, HostWords
 from .run import Event, GuestCrash, RunContext
+from .state import PAGES_PER_2M
 
 
 class NoOptions(BaseModel):
@@ -73,6 +74,7 @@ class Vendor:
         self.host = host
         self.faults = faults
         self.options = options
+        self._replay = bulk.Replay(self)
 
     # -- the arch API a backend calls --------------------------------------
 
@@ -108,6 +110,17 @@ class Vendor:
         """Sub-ranges a guest access would die on."""
         raise NotImplementedError
 
+    def new_kernel(self) -> None:
+        """A guest kernel boots: at start, after kexec, the kdump capture kernel, and
+        after a reset (the platform's state is the host's, which a reset renewed).
+        Nothing by default; a vendor keeping the guest kernel's own state (CCA's
+        linear map) starts it afresh."""
+
+    def removing_private(self, start: int, end: int) -> None:
+        """KVM is about to free the private pages of ``[start, end)`` (guest_memfd
+        punched on unplug or on conversion to shared); the host's maps still show
+        them. Nothing by default; CCA marks RIPAS RAM granules DESTROYED."""
+
     def arch_accept_memory(self, start: int, end: int) -> None:
         """Mainline ``arch_accept_memory``: accept or panic."""
         if not self.accept_memory(start, end):
@@ -122,6 +135,16 @@ class Vendor:
         the last one's effect on a uniform range are applied at once (see
         cocomem.bulk for the contract). Returns (where it stopped, success)."""
         return bulk.each(self, start, end, piece)
+
+    def repeatable(self, op: str, start: int, end: int, walk: Callable[[], int],
+                   key: tuple[Hashable, ...] = ()) -> int:
+        """Run ``walk()`` (a whole call over ``[start, end)``, returning where it
+        stopped), or, when the last call of ``op`` was over a range of the same length
+        and offset in its 2 MiB, in the same state in every page map, with the same
+        ``key``, apply what that call did instead: lazy acceptance makes one call per
+        4 MiB chunk, and a run of them then costs one walk."""
+        replay_key = self._replay.key(op, start, end, start % PAGES_PER_2M, key)
+        return self._replay.call(op, replay_key, start, end, walk, fn=op)
 
     # -- trace wording -------------------------------------------------------
 

@@ -309,13 +309,15 @@ def test_hook_memory_notify(registry: Registry):
 
 
 def test_hook_memory_notify_false_cancels_the_online(registry: Registry):
-    # NOTIFY_BAD: the core emits MEM_CANCEL_ONLINE (the backend is not called with it),
-    # the block stays offline and its plugged memory is leaked
+    # NOTIFY_BAD: the core emits MEM_CANCEL_ONLINE and sends it down the chain
+    # (online_pages' failed_addition), the block stays offline and its plugged memory
+    # is leaked
     run, events = run_of(registry, [{"plug": "128MiB"}], refuse=("memory_notify",))
     assert hooks(events, "notify") == [
         ("post_plug", 0, MB), ("memory_added", 0, MB),
         ("notify", "MEM_GOING_ONLINE", 0, MB), ("memory_notify", 0, MB, "MEM_GOING_ONLINE"),
-        ("notify", MEM_CANCEL_ONLINE, 0, MB)]
+        ("notify", MEM_CANCEL_ONLINE, 0, MB),
+        ("memory_notify", 0, MB, MEM_CANCEL_ONLINE)]
     assert [v.kind for v in run.ctx.violations] == ["leak"]
 
 
@@ -423,6 +425,56 @@ def test_hook_each(registry: Registry):
         ("repeat", 512, 2048, {"times": 3, "piece": 512})]
     # a piece that fails stops it there
     assert run.vendor.each(0, 2048, lambda pos, end: (pos, False)) == (0, False)
+
+
+def test_hook_new_kernel(registry: Registry, monkeypatch: pytest.MonkeyPatch):
+    # at boot, after kexec, when the kdump capture kernel starts, and after the reset
+    # that follows it and a reboot
+    vendor_cls = registry.vendors["pagewise"]
+    booted: list[int] = []
+    monkeypatch.setattr(vendor_cls, "new_kernel", lambda self: booted.append(self.ctx.step),
+                        raising=False)
+    run_of(registry, [{"plug": "128MiB"}, "kexec", "kdump", "reboot"], backend="callbacks-kexec",
+           vendor="pagewise")
+    assert booted == [0, 1, 2, 2, 3]
+
+
+def test_hook_removing_private(registry: Registry, monkeypatch: pytest.MonkeyPatch):
+    # before the host frees private pages: the maps still show them
+    vendor_cls = registry.vendors["pagewise"]
+    seen: list[tuple[int, int, list]] = []
+    monkeypatch.setattr(vendor_cls, "removing_private", lambda self, s, e: seen.append(
+        (s, e, self.host.private.runs_where(s, e, MAPPED_4K))), raising=False)
+    run = pagewise(registry)
+    run.vendor.accept_memory(0, 512)
+    run.vendor.set_memory_decrypted(0, 2)
+    # the first page's conversion frees it; the second repeats it in bulk (whatever
+    # the hook did to the vendor's own maps is repeated with the rest of the state)
+    assert seen == [(0, 1, [(0, 1)])]
+    assert run.host.private.to_list()[:2] == [(0, 2, FREE), (2, 512, MAPPED_4K)]
+
+
+def test_hook_repeatable(registry: Registry):
+    run = pagewise(registry)
+    seen: list[Event] = []
+    run.ctx.listeners.append(seen.append)
+    walks: list[int] = []
+
+    def walk(start: int, end: int) -> int:
+        walks.append(start)
+        return run.vendor.accept_memory(start, end) and end
+
+    for start in (0, 1024, 2048):  # three 4 MiB chunks in one state: one walk
+        assert run.vendor.repeatable("accept", start, start + 1024,
+                                     lambda s=start: walk(s, s + 1024)) == start + 1024
+    assert walks == [0]
+    assert [(e.start, e.end) for e in seen if e.name == "replay"] == [(1024, 2048),
+                                                                      (2048, 3072)]
+    assert run.host.private.to_list()[0] == (0, 3072, MAPPED_4K)
+    assert run.ctx.counters["pw.accept.4k.ok"] == 3072
+    # a different key, or a range in another state, is walked
+    run.vendor.repeatable("accept", 3072, 4096, lambda: walk(3072, 4096), key=("other",))
+    assert walks == [0, 3072]
 
 
 def test_hook_describe(registry: Registry):

@@ -139,3 +139,28 @@ def test_every_installed_plugin_loads_cleanly(registry):
     # an installed plugin with a hook that does not exist, or one that fails to load,
     # would be left out with a line in ``errors``: none may be
     assert registry.errors == []
+
+
+def test_a_plugin_module_object_registers_from_code():
+    import types
+
+    from cocomem import Backend, hookimpl
+    from cocomem.errors import PluginError
+
+    module = types.ModuleType("notebook_backends")
+
+    class InCode(Backend):
+        name = "in-code"
+
+    @hookimpl
+    def register_backends(register):
+        register(InCode)
+
+    module.register_backends = register_backends
+    registry = load_registry(modules=[module])
+    assert registry.backends["in-code"] is InCode
+    assert registry.origin[("backend", "in-code")] == "notebook_backends"
+    clash = types.ModuleType("clash")
+    clash.register_backends = register_backends
+    with pytest.raises(PluginError, match="registers backend 'in-code', already registered"):
+        load_registry(modules=[module, clash])

@@ -173,24 +173,17 @@ class Cca(Vendor):
         self.ripas = host.add_map(EMPTY)
         self.pte = host.add_map(PTE_VALID)
         self._first_page = ctx.region_addr // PAGE_SIZE
-        # Workaround until the host calls vendors when it removes private pages:
-        # RMI_DATA_DESTROY of a RIPAS RAM granule leaves it DESTROYED (RMM A5.3.5).
-        remove = host._remove_private
 
-        def remove_private(start: int, end: int) -> None:
-            for s, e in host.private.runs_where(start, end, *PRESENT):
-                for rs, re_ in self.ripas.runs_where(s, e, RAM):
-                    self.ripas.set(rs, re_, DESTROYED)
-            remove(start, end)
+    def removing_private(self, start: int, end: int) -> None:
+        """RMI_DATA_DESTROY of a RIPAS RAM granule leaves it DESTROYED (RMM A5.3.5)."""
+        for s, e in self.host.private.runs_where(start, end, *PRESENT):
+            for rs, re_ in self.ripas.runs_where(s, e, RAM):
+                self.ripas.set(rs, re_, DESTROYED)
 
-        host._remove_private = remove_private
-        # Workaround until vendors hear of a new kernel: kexec and the kdump
-        # capture kernel build a fresh linear map (cca-linear-map).
-        ctx.listeners.append(self._new_kernel)
-
-    def _new_kernel(self, event: Event) -> None:
-        if event.name == "step" and event.info.get("what") in ("kexec", "kdump"):
-            self.pte.set(0, self.host.npages, PTE_VALID)
+    def new_kernel(self) -> None:
+        """A new kernel (kexec, the kdump capture kernel, a reboot) builds a fresh
+        linear map (cca-linear-map)."""
+        self.pte.set(0, self.host.npages, PTE_VALID)
 
     # -- trace wording -----------------------------------------------------
 

@@ -109,7 +109,10 @@ class Pagewise(Vendor):
             self.ctx.emit("accept.done", page, page + 1)
             return page + 1, True
 
-        return self.each(start, end, piece)[1]
+        # lazy acceptance calls once per 4 MiB chunk: a call like the last one, on
+        # a range in the same state, is applied without walking it
+        return self.repeatable("accept", start, end,
+                               lambda: self.each(start, end, piece)[0], key=(ignore,)) == end
 
     def release_memory(self, start: int, end: int) -> bool:
         self.ctx.emit("call", start, end, fn="pagewise_release_memory")
