@@ -290,16 +290,20 @@ class BackendRun:
 
     def why(self, judged: str) -> str:
         """The first violation whose kind implies the verdict, in words."""
-        note = ("" if self.registered else
-                f" (the posted series registers nothing on {self.vendor_cls.name}: "
-                f"it hooks {', '.join(self.registry.backends[self.backend_name].platforms)} "
-                f"only)")
+        note = f" ({self.note()})" if self.note() else ""
         for v in self.ctx.violations:
             if self.kinds.get(v.kind, "unsafe") == judged:
                 detail = f": {v.detail}" if v.detail else ""
                 return (f"{v.kind} at step {v.step}, {v.start:#x}+"
                         f"{format_size(v.size)}{detail}{note}")
         return "no violation of the design" + note
+
+    def note(self) -> str:
+        if self.registered:
+            return ""
+        platforms = ", ".join(self.registry.backends[self.backend_name].platforms)
+        return (f"the posted series registers nothing on {self.vendor_cls.name}: "
+                f"it hooks {platforms} only")
 
     def result(self, crashed_at: int | None) -> Result:
         kinds = {v.kind for v in self.ctx.violations}
@@ -319,6 +323,7 @@ class BackendRun:
             crashed_at=crashed_at,
             counter_classes=counter_classes(self.vendor_cls),
             plugin_errors=self.plugin_errors,
+            note=self.note(),
         )
 
 

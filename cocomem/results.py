@@ -51,6 +51,9 @@ class Result:
     culprit: str | None = None
     #: plugins whose part failed in this run (a check left out ...), one line each
     plugin_errors: list[str] = field(default_factory=list)
+    #: what a reader must know to read this result (a series that registers
+    #: nothing on this vendor ...), or empty
+    note: str = ""
 
     def total(self, cls: str) -> int:
         """The sum of the counters of one class (``calls``, ``exits`` ... columns)."""

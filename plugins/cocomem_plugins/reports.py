@@ -90,35 +90,62 @@ class EmailReport(Report):
     description = "plain text for a mailing-list reply: at most 72 columns, with the command"
 
     def render(self, comparison: Comparison) -> str:
-        rows = [[name, r.verdict, r.total(CALL), r.total(EXIT),
-                 format_us(r.cost_us), format_bytes_short(r.host_bytes["peak"]),
-                 format_bytes_short(r.host_bytes["end"])]
-                for name, r in comparison.results.items()]
-        table = tabulate(rows, ["backend", "verdict", "calls", "exits", "cost", "peak", "end"],
-                         tablefmt="simple", disable_numparse=True,
-                         colalign=("left", "left", "right", "right", "right", "right", "right"))
-        wrap = textwrap.TextWrapper(width=EMAIL_WIDTH, subsequent_indent="    ",
-                                    break_on_hyphens=False)
-        out = [f"Scenario: {comparison.scenario} (vendor {comparison.vendor})",
-               "Reproduce:", *shell_lines(comparison.command), "", table, ""]
-        listed = [(name, r) for name, r in comparison.results.items() if r.violations or r.error]
-        if listed:
-            out.append("Violations (kind @step: first GPA +size):")
-            for name, r in listed:
-                items = [f"{kind_label(v)} @{v['step']}: {v['start']:#x} "
-                         f"+{format_bytes_short(v['size'])}" for v in r.violations]
-                if r.error:
-                    who = f" (plugin {r.culprit!r})" if r.culprit else ""
-                    items.append(f"error{who}: {r.error}")
-                out.extend(wrap.wrap(f"  {name}: " + "; ".join(items)))
-            out.append("")
+        return self.render_many([comparison])
+
+    def render_many(self, comparisons: list[Comparison]) -> str:
+        """One reply: the scenario and the command once, then per vendor its table,
+        violations and notes, then one legend."""
+        first = comparisons[0]
+        several = len(comparisons) > 1
+        title = first.scenario if several else f"{first.scenario} (vendor {first.vendor})"
+        out = [f"Scenario: {title}", "Reproduce:", *shell_lines(first.command), ""]
+        for comparison in comparisons:
+            if several:
+                out += [f"Vendor {comparison.vendor}:", ""]
+            out += _email_section(comparison)
+        calls = "; ".join(f"{c.vendor}: {c.calls_are}" if several else c.calls_are
+                          for c in comparisons if c.calls_are)
         out.extend(textwrap.wrap(
-            f"calls = guest calls to the platform{_named(comparison.calls_are)}; "
-            "exits = VM exits; "
+            f"calls = guest calls to the platform{_named(calls)}; exits = VM exits; "
             "cost = estimated guest time from the cocomem cost model; peak/end = host "
             "memory backing the device region; (vmm) = the VMM's finding, no verdict on "
             "the design.", EMAIL_WIDTH))
         return "\n".join(line.rstrip() for line in out)
+
+
+def _email_section(comparison: Comparison) -> list[str]:
+    """One vendor's table, its violations and its notes, with a blank line after."""
+    rows = [[name, r.verdict, r.total(CALL), r.total(EXIT),
+             format_us(r.cost_us), format_bytes_short(r.host_bytes["peak"]),
+             format_bytes_short(r.host_bytes["end"])]
+            for name, r in comparison.results.items()]
+    table = tabulate(rows, ["backend", "verdict", "calls", "exits", "cost", "peak", "end"],
+                     tablefmt="simple", disable_numparse=True,
+                     colalign=("left", "left", "right", "right", "right", "right", "right"))
+    wrap = textwrap.TextWrapper(width=EMAIL_WIDTH, subsequent_indent="    ",
+                                break_on_hyphens=False)
+    out = [table, ""]
+    listed = [(name, r) for name, r in comparison.results.items() if r.violations or r.error]
+    if listed:
+        out.append("Violations (kind @step: first GPA +size):")
+        for name, r in listed:
+            items = [f"{kind_label(v)} @{v['step']}: {v['start']:#x} "
+                     f"+{format_bytes_short(v['size'])}" for v in r.violations]
+            if r.error:
+                who = f" (plugin {r.culprit!r})" if r.culprit else ""
+                items.append(f"error{who}: {r.error}")
+            out.extend(wrap.wrap(f"  {name}: " + "; ".join(items)))
+        out.append("")
+    notes: dict[str, list[str]] = {}
+    for name, r in comparison.results.items():
+        if r.note:
+            notes.setdefault(r.note, []).append(name)
+    if notes:
+        out.append("Notes:")
+        for note, names in notes.items():
+            out.extend(wrap.wrap(f"  {', '.join(names)}: {note}"))
+        out.append("")
+    return out
 
 
 class JsonReport(Report):
