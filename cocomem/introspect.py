@@ -120,5 +120,6 @@ def scenario_schema(registry: Registry) -> dict[str, Any]:
                        "additionalProperties": False,
                        "description": "by backend (for the scenario's vendor), or by vendor "
                                       "then backend"}
-    props["vendor"] = {"enum": sorted(registry.vendors), "default": "tdx"}
+    props["vendor"] = {"enum": sorted(registry.vendors),
+                        "default": Scenario.model_fields["vendor"].default}
     return schema
