@@ -26,6 +26,7 @@ _API = {
     "Event": "run", "GuestCrash": "run", "RunContext": "run",
     "Result": "results", "Comparison": "results",
     "CALL": "results", "EXIT": "results", "HOST": "results", "REQUEST": "results",
+    "INFO": "results", "declare": "results", "expand": "results",
     "load_registry": "registry", "load_scenario": "scenario",
     "compare": "compare", "compare_vendors": "compare",
 }

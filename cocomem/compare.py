@@ -67,20 +67,49 @@ def known_kinds(registry: Registry) -> set[str]:
     return kinds | {kind for vendor in registry.vendors.values() for kind in vendor.kinds}
 
 
+def _expect_key(loaded: LoadedScenario, vendor: str, backend: str) -> tuple:
+    s = loaded.scenario
+    if vendor == s.vendor and backend in s.expect and backend not in s.vendor_expect.get(
+            vendor, {}):
+        return ("expect", backend)
+    return ("expect", vendor, backend)
+
+
+def check_expectations(loaded: LoadedScenario, registry: Registry) -> None:
+    """Bad input in ``expect:``: a kind no check or vendor declares, a counter no
+    loaded plugin declares on that vendor, a backend the scenario does not run."""
+    from .engine import counter_classes
+    from .results import counter_class
+
+    s = loaded.scenario
+    kinds = known_kinds(registry)
+    runs = set(s.backends) if s.backends is not None else set(registry.backends)
+    for vendor in {s.vendor, *s.vendor_expect}:
+        classes = counter_classes(registry.vendors[vendor])
+        for backend, expect in s.expectations(vendor).items():
+            key = _expect_key(loaded, vendor, backend)
+            if backend not in runs:
+                raise loaded.error(key, f"backend {backend!r} does not run in this scenario "
+                                   f"(backends: {', '.join(sorted(runs))})")
+            for kind in expect.violations or ():
+                if kind not in kinds:
+                    raise loaded.error(key + ("violations",),
+                                       f"unknown violation kind {kind!r}; kinds: "
+                                       f"{', '.join(sorted(kinds))}")
+            for name in expect.counters:
+                if counter_class(name, classes) is None:
+                    raise loaded.error(key + ("counters", name),
+                                       f"no loaded plugin declares counter {name!r} on "
+                                       f"vendor {vendor}")
+
+
 def expectation_failures(loaded: LoadedScenario, registry: Registry, vendor: str,
                          results: dict[str, Result]) -> list[str]:
-    """Every ``expect:`` entry for ``vendor`` that did not hold, as one line each."""
+    """Every ``expect:`` entry for ``vendor`` that did not hold, as one line each
+    (an entry for a backend that was not asked to run is skipped)."""
     failures = []
-    kinds = known_kinds(registry)
     s = loaded.scenario
     for backend, expect in s.expectations(vendor).items():
-        key = ("expect", backend) if backend in s.expect and vendor == s.vendor \
-            else ("expect", vendor, backend)
-        for kind in expect.violations or ():
-            if kind not in kinds:
-                raise loaded.error(key + ("violations",),
-                                   f"unknown violation kind {kind!r}; kinds: "
-                                   f"{', '.join(sorted(kinds))}")
         result = results.get(backend)
         if result is None:
             continue
@@ -110,8 +139,10 @@ def compare_vendors(loaded: LoadedScenario, registry: Registry, backends: Sequen
                     vendors: Sequence[str] = (), command: str = "") -> list[Comparison]:
     """One comparison per vendor, each running every chosen backend."""
     chosen = select(loaded, registry, backends)
+    run_on = select_vendors(loaded, registry, vendors)
+    check_expectations(loaded, registry)
     comparisons = []
-    for vendor in select_vendors(loaded, registry, vendors):
+    for vendor in run_on:
         results = {name: run_backend(loaded, registry, name, vendor) for name in chosen}
         comparisons.append(Comparison(
             scenario=loaded.scenario.name,

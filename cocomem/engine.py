@@ -14,7 +14,7 @@ from .errors import CocomemError
 from .faults import FaultPlan
 from .host import Host
 from .registry import Registry
-from .results import EXIT, HOST, REQUEST, Result
+from .results import EXIT, HOST, REQUEST, Result, declare
 from .run import Event, GuestCrash, RunContext
 from .scenario import LoadedScenario, Step
 from .state import ABSENT, BUDDY, PAGE_STATES, USED
@@ -33,7 +33,11 @@ def _options(loaded: LoadedScenario, model: type, raw: dict, key: tuple) -> Any:
 
 
 #: counters the core itself makes, whatever the vendor
-CORE_COUNTERS = {"virtio_mem.*": REQUEST, "exit.memory_fault": EXIT, "host.convert.*": HOST}
+CORE_COUNTERS = {
+    **declare(REQUEST, "virtio_mem.{plug,unplug,unplug_all,state}.{ack,nack,busy,error}"),
+    "exit.memory_fault": EXIT,
+    **declare(HOST, "host.convert.{private,shared}"),
+}
 
 
 def counter_classes(vendor_cls: type) -> dict[str, str]:

@@ -58,8 +58,9 @@ class HostWords:
     keeps_4k_tables: bool = False
 
     def counters(self) -> list[str]:
-        """The counter patterns these words produce."""
-        return [self.fault, f"{self.add}.*", f"{self.remove}.*", f"{self.demote}.*"]
+        """The counter names these words produce."""
+        return [self.fault, f"{self.add}.4k", f"{self.add}.2m", f"{self.remove}.4k",
+                f"{self.remove}.2m", f"{self.demote}.2m"]
 
     def functions(self) -> dict[str, str]:
         """Event name (or ``exit.<reason>``) -> the KVM function it models."""

@@ -18,7 +18,26 @@ CALL = "call"        #: a call the guest issued to the platform (TDCALL, PVALIDA
 EXIT = "exit"        #: a VM exit, to KVM or on to the VMM
 HOST = "host"        #: an action of KVM or the VMM on host memory
 REQUEST = "request"  #: a virtio-mem request the driver sent
-COUNTER_CLASSES = (CALL, EXIT, HOST, REQUEST)
+INFO = "info"        #: a count of something else (descriptor entries ...): in no column
+COUNTER_CLASSES = (CALL, EXIT, HOST, REQUEST, INFO)
+
+
+def expand(pattern: str) -> list[str]:
+    """Brace expansion for declaring exact counter names:
+    ``expand("tdcall.{accept,release}.4k.ok")`` -> the two names. Exact names (not
+    fnmatch patterns) let ``expect:`` tell a misspelt counter from a declared one."""
+    start = pattern.find("{")
+    if start < 0:
+        return [pattern]
+    end = pattern.index("}", start)
+    head, tail = pattern[:start], pattern[end + 1:]
+    return [head + choice + rest for choice in pattern[start + 1:end].split(",")
+            for rest in expand(tail)]
+
+
+def declare(cls: str, *patterns: str) -> dict[str, str]:
+    """``{name: cls}`` for every name the brace ``patterns`` expand to."""
+    return {name: cls for pattern in patterns for name in expand(pattern)}
 
 
 def counter_class(name: str, classes: dict[str, str]) -> str | None:

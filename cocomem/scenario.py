@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -16,6 +15,7 @@ from pydantic import (
     model_validator,
 )
 
+from . import yamlin
 from .errors import ScenarioError
 from .units import SIZE_PATTERN, SZ_2M, format_size, is_power_of_two, parse_size
 
@@ -155,7 +155,8 @@ class Scenario(StrictModel):
     vmm: Vmm = Vmm()
     vendor_options: dict[str, dict[str, Any]] = {}
     backend_options: dict[str, dict[str, Any]] = {}
-    cost: dict[str, float] = {}
+    #: µs per event, by counter name or pattern: finite and not negative
+    cost: dict[str, Annotated[float, Field(ge=0, allow_inf_nan=False)]] = {}
     steps: list[Step] = []
     faults: list[Fault] = []
     #: expectations for the scenario's own ``vendor:``, by backend
@@ -172,7 +173,9 @@ class Scenario(StrictModel):
 
     @property
     def subblock_size(self) -> int:
-        return self.guest.subblock_size or max(self.device.block_size, SZ_2M)
+        if self.guest.subblock_size is not None:
+            return self.guest.subblock_size
+        return max(self.device.block_size, SZ_2M)
 
 
 class LoadedScenario:
@@ -197,23 +200,6 @@ def _line_of(lines: dict[tuple, int], key: tuple) -> int | None:
     while key not in lines and key:
         key = key[:-1]
     return lines.get(key)
-
-
-def _record_lines(node: yaml.Node, path: tuple, lines: dict[tuple, int], file: str) -> None:
-    lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        seen: set = set()
-        for key_node, value_node in node.value:
-            child = path + (key_node.value,)
-            if key_node.value in seen:  # PyYAML would silently keep the last one
-                raise ScenarioError("duplicate key", file=file, key=_dotted(child),
-                                    line=key_node.start_mark.line + 1)
-            seen.add(key_node.value)
-            lines[child] = key_node.start_mark.line + 1
-            _record_lines(value_node, child, lines, file)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _record_lines(item, path + (index,), lines, file)
 
 
 _PYDANTIC_MESSAGES = {
@@ -241,22 +227,16 @@ def _error_loc(loc: tuple) -> tuple:
 
 def parse_scenario(text: str, path: str, vendor_names: set[str] = frozenset()) -> LoadedScenario:
     """Validate scenario YAML. Top-level keys named after a vendor are its options."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ScenarioError(f"malformed YAML: {problem}", file=path,
-                            line=mark.line + 1 if mark else None) from None
-    lines: dict[tuple, int] = {}
-    if node is not None:
-        _record_lines(node, (), lines, path)
+    raw, lines = yamlin.load(text, path)
     if not isinstance(raw, dict):
         raise ScenarioError("a scenario is a YAML mapping (name:, device:, steps:, ...)",
                             file=path, line=1)
     raw = dict(raw)
-    vendor_options = dict(raw.pop("vendor_options", None) or {})
+    vendor_options = raw.pop("vendor_options", None) or {}
+    if not isinstance(vendor_options, dict):
+        raise ScenarioError("must be a mapping of vendor name to options", file=path,
+                            key="vendor_options", line=lines.get(("vendor_options",)))
+    vendor_options = dict(vendor_options)
     for name in vendor_names:
         if name in raw:
             vendor_options[name] = raw.pop(name)
@@ -286,14 +266,7 @@ def parse_scenario(text: str, path: str, vendor_names: set[str] = frozenset()) -
 
 
 def load_scenario(path: str | Path, vendor_names: set[str] = frozenset()) -> LoadedScenario:
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise ScenarioError(f"cannot read scenario: {exc.strerror}", file=str(path)) from None
-    except UnicodeDecodeError as exc:
-        raise ScenarioError(f"cannot read scenario: not UTF-8 text (byte {exc.start})",
-                            file=str(path)) from None
-    return parse_scenario(text, str(path), vendor_names)
+    return parse_scenario(yamlin.read_text(path), str(path), vendor_names)
 
 
 def check_geometry(loaded: LoadedScenario) -> None:

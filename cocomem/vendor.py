@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from . import bulk
 from .faults import FaultPlan
@@ -33,7 +33,7 @@ class CostEntry(BaseModel):
     """µs per counted event, and where the figure comes from ("assumption" if nowhere)."""
 
     model_config = ConfigDict(frozen=True)
-    us: float
+    us: float = Field(ge=0, allow_inf_nan=False)
     source: str
 
 

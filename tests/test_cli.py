@@ -223,9 +223,9 @@ def test_base_scenario_is_good(tmp_path: Path):
 # (case id, scenario text, extra arguments, the message after "cocomem: error: t.yaml")
 BAD_SCENARIOS = [
     ("malformed-yaml", edit("block_size: 2MiB", "block_size: [2MiB"), [],
-     ":6: malformed YAML: expected ',' or ']', but got ':'"),
+     ":6: malformed YAML: did not find expected ',' or ']'"),
     ("tab-indent", edit("  block_size", "\tblock_size"), [],
-     ":5: malformed YAML: found character '\\t' that cannot start any token"),
+     ":5: malformed YAML: found a tab character that violates indentation"),
     ("not-a-mapping", "- plug: 64MiB\n", [],
      ":1: a scenario is a YAML mapping (name:, device:, steps:, ...)"),
     ("empty-file", "", [],
@@ -346,7 +346,7 @@ def test_scenario_that_is_not_text_is_bad_input(tmp_path: Path):
     result = cli("compare", scenario)
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [
-        f"cocomem: error: {scenario}: cannot read scenario: not UTF-8 text (byte 6)"]
+        f"cocomem: error: {scenario}:1: cannot read scenario: not UTF-8 text (byte 6)"]
 
 
 def write_plugin(path: Path, body: str) -> Path:

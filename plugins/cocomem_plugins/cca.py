@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from cocomem.faults import FaultPlan
 from cocomem.hookspecs import hookimpl
 from cocomem.host import Host, HostWords
-from cocomem.results import CALL, EXIT, HOST
+from cocomem.results import CALL, EXIT, HOST, declare
 from cocomem.run import Event, GuestCrash, RunContext
 from cocomem.state import (
     FREE,
@@ -153,7 +153,8 @@ class Cca(Vendor):
     name = "cca"
     description = "Arm CCA realm (RSI_IPA_STATE_SET: RIPAS EMPTY/RAM/DESTROYED)"
     unaccepted_memory = False  # no CONFIG_UNACCEPTED_MEMORY on arm64
-    counters = {"cca.*": CALL, "exit.ripas_change": EXIT, "host.rtt_set_ripas": HOST}
+    counters = {**declare(CALL, "cca.rsi_ipa_state_set.{ram,empty}.{ok,partial,reject,error}"),
+                "exit.ripas_change": EXIT, "host.rtt_set_ripas": HOST}
     kinds = {"linear-map-invalid": "crashed", "ripas-change-stuck": "crashed"}
     fault_calls = {CALL_NAME: STATUSES}
     cost_table = COST_TABLE

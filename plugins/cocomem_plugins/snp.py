@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from cocomem.bulk import Replay
 from cocomem.hookspecs import hookimpl
 from cocomem.host import HostWords
-from cocomem.results import CALL, EXIT
+from cocomem.results import CALL, EXIT, INFO, declare
 from cocomem.run import Event, GuestCrash
 from cocomem.state import (
     FREE,
@@ -158,8 +158,13 @@ class Snp(Vendor):
     }
     cost_table = COST_TABLE
     assumptions = ASSUMPTIONS
-    counters = {"snp.psc.*": CALL, "snp.pvalidate.*": CALL, "snp.rescind.*": CALL,
-                "exit.map_gpa": EXIT}
+    counters = {
+        **declare(CALL, "snp.psc.{ok,error}",
+                  "snp.{pvalidate,rescind}.{4k,2m}.{ok,fail_input,fail_sizemismatch,"
+                  "fail_noupdate}"),
+        **declare(INFO, "snp.psc_entries.{4k,2m}"),
+        "exit.map_gpa": EXIT,
+    }
     host_words = HOST_WORDS
     calls_are = "VMGEXIT(PSC), PVALIDATE"
     functions = {

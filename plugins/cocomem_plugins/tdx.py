@@ -17,7 +17,7 @@ from cocomem import bulk
 from cocomem.bulk import Recording, Replay, apply
 from cocomem.hookspecs import hookimpl
 from cocomem.host import HostWords
-from cocomem.results import CALL, EXIT
+from cocomem.results import CALL, EXIT, declare
 from cocomem.run import Event, GuestCrash
 from cocomem.state import (
     FREE,
@@ -115,7 +115,12 @@ class Tdx(Vendor):
     }
     cost_table = COST_TABLE
     assumptions = ASSUMPTIONS
-    counters = {"tdcall.*": CALL, "tdvmcall.*": CALL, "exit.map_gpa": EXIT}
+    counters = {
+        **declare(CALL, "tdcall.{accept,release}.{1g,2m,4k}.{ok,already_accepted,"
+                        "size_mismatch,operand_invalid,operand_busy}",
+                  "tdvmcall.map_gpa.{ok,retry,error}"),
+        "exit.map_gpa": EXIT,
+    }
     host_words = HOST_WORDS
     calls_are = "TDCALL, TDVMCALL"
     functions = {
