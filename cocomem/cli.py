@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import shlex
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from tabulate import tabulate, tabulate_formats
+from typer.exceptions import TyperException
 
 from .compare import compare_vendors, select, select_vendors
 from .engine import run_backend
@@ -16,6 +18,7 @@ from .errors import CocomemError
 from .explain import format_explanation
 from .introspect import plugins_json, scenario_schema
 from .model import describe_model
+from .output import print_out, write_file
 from .registry import Registry, load_registry
 from .results import Comparison, Result
 from .run import Event
@@ -34,6 +37,11 @@ VendorsOpt = Annotated[list[str], typer.Option("--vendor", help="Run on this ven
                                                "per vendor).")]
 
 
+TimeoutOpt = Annotated[float | None, typer.Option(
+    "--timeout", min=0.001, help="Stop a backend's run after SECONDS: its result is an "
+    "error, the others still report.")]
+
+
 def _fail(message: str) -> typer.Exit:
     typer.echo(f"cocomem: error: {message}", err=True)
     return typer.Exit(2)
@@ -50,6 +58,14 @@ def _registry(plugins: list[str]) -> Registry:
     return registry
 
 
+def _out(text: str) -> None:
+    """Print to standard output; a closed pipe or a full disk exits 2 in one line."""
+    try:
+        print_out(text)
+    except CocomemError as exc:
+        raise _fail(str(exc)) from None
+
+
 def _render(registry: Registry, fmt: str, comparisons: list[Comparison]) -> tuple[str, bool]:
     """The comparisons in ``fmt``; when the report plugin fails, one line naming it
     and the results as JSON instead (nothing is lost). Returns (text, rendered)."""
@@ -62,7 +78,8 @@ def _render(registry: Registry, fmt: str, comparisons: list[Comparison]) -> tupl
                   f"{type(exc).__name__}: {exc}; the results follow as JSON")
     data = [comparison.as_dict() for comparison in comparisons]
     return json.dumps(data[0] if len(data) == 1 else {"scenario": comparisons[0].scenario,
-                                                      "comparisons": data}, indent=2), False
+                                                      "comparisons": data}, indent=2,
+                      allow_nan=False), False
 
 
 def _command(scenario: Path, backends: list[str], vendors: list[str], fmt: str,
@@ -89,6 +106,7 @@ def compare_cmd(
                                      "or any tabulate format.")] = "table",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here.")] = None,
     plugin: PluginOpt = [],  # noqa: B006
+    timeout: TimeoutOpt = None,
 ) -> None:
     """Run every backend through SCENARIO and print one table (one per --vendor).
 
@@ -102,15 +120,13 @@ def compare_cmd(
                                f"({', '.join(tabulate_formats)})")
         loaded = load_scenario(scenario, set(registry.vendors))
         comparisons = compare_vendors(loaded, registry, backend, vendor,
-                                      command=_command(scenario, backend, vendor, fmt, plugin))
+                                      command=_command(scenario, backend, vendor, fmt, plugin),
+                                      timeout=timeout)
         text, rendered = _render(registry, fmt, comparisons)
         if output:
-            try:
-                output.write_text(text + "\n")
-            except OSError as exc:
-                raise CocomemError(f"cannot write {output}: {exc.strerror}") from None
+            write_file(output, text + "\n", inputs=[scenario, *map(Path, plugin)])
         else:
-            typer.echo(text)
+            print_out(text)
     except CocomemError as exc:
         raise _fail(str(exc)) from None
     failures = [f for c in comparisons for f in c.expectation_failures]
@@ -153,19 +169,21 @@ def run_cmd(
 ) -> None:
     """Run one backend through SCENARIO; with --trace, show every step it took."""
     loaded, name, vendor_cls, result, events = _run_one(scenario, backend, vendor, plugin)
+    lines = []
     if trace:
         for event in events:
             line = format_event(event, loaded.scenario.device.addr, vendor_cls)
             if line:
-                typer.echo(line)
-        typer.echo("")
-    typer.echo(f"{name}: {result.verdict} ({result.why})")
+                lines.append(line)
+        lines.append("")
+    lines.append(f"{name}: {result.verdict} ({result.why})")
     for v in result.violations:
-        typer.echo(f"  {v['kind']} at step {v['step']}: {v['start']:#x} size {v['size']:#x}")
+        lines.append(f"  {v['kind']} at step {v['step']}: {v['start']:#x} size {v['size']:#x}")
     if result.error:
-        typer.echo(f"  error: {result.error}")
+        lines.append(f"  error: {result.error}")
     for counter, value in result.counters.items():
-        typer.echo(f"  {counter} = {value}")
+        lines.append(f"  {counter} = {value}")
+    _out("\n".join(lines))
 
 
 @app.command("explain")
@@ -178,11 +196,11 @@ def explain_cmd(
     """For each violation of BACKEND on SCENARIO, the chain of events that led to it."""
     loaded, name, vendor_cls, result, events = _run_one(scenario, backend, vendor, plugin)
     kinds = ", ".join(dict.fromkeys(v["kind"] for v in result.violations)) or "no violations"
-    typer.echo(f"{name}: {result.verdict} ({kinds})")
+    lines = [f"{name}: {result.verdict} ({kinds})"]
     if result.error:
-        typer.echo(f"  error: {result.error}")
-    for line in format_explanation(events, loaded.scenario.device.addr, vendor_cls):
-        typer.echo(line)
+        lines.append(f"  error: {result.error}")
+    lines += format_explanation(events, loaded.scenario.device.addr, vendor_cls)
+    _out("\n".join(lines))
 
 
 @app.command("plugins")
@@ -201,15 +219,15 @@ def plugins_cmd(
     except CocomemError as exc:
         raise _fail(str(exc)) from None
     if as_json:
-        typer.echo(json.dumps(plugins_json(registry), indent=2))
+        _out(json.dumps(plugins_json(registry), indent=2, allow_nan=False))
         return
     rows = [[p["name"], ", ".join(p["kinds"]) or "-",
              ", ".join(item.split(":", 1)[1] for item in p["provides"]) or "-",
              p["version"], ", ".join(p["hooks"])] for p in registry.plugin_info()]
-    typer.echo(tabulate(rows, ["plugin", "kind", "provides", "version", "hooks"]))
+    text = tabulate(rows, ["plugin", "kind", "provides", "version", "hooks"])
     if verbose:
-        typer.echo("")
-        typer.echo("\n".join(describe_model(registry)))
+        text += "\n\n" + "\n".join(describe_model(registry))
+    _out(text)
 
 
 @app.command("schema")
@@ -219,8 +237,19 @@ def schema_cmd(plugin: PluginOpt = []) -> None:  # noqa: B006
         registry = _registry(plugin)
     except CocomemError as exc:
         raise _fail(str(exc)) from None
-    typer.echo(json.dumps(scenario_schema(registry), indent=2))
+    _out(json.dumps(scenario_schema(registry), indent=2, allow_nan=False))
 
 
 def main() -> None:
-    app()
+    """The ``cocomem`` command: typer's own usage errors are one line too."""
+    try:
+        code = app(standalone_mode=False)
+    except TyperException as exc:
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        if message.strip():  # empty after no arguments: the help was printed
+            typer.echo(f"cocomem: error: {' '.join(message.split())}", err=True)
+        sys.exit(2)
+    except typer.Abort:
+        typer.echo("cocomem: aborted", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -136,14 +136,17 @@ def compare(loaded: LoadedScenario, registry: Registry, backends: Sequence[str] 
 
 
 def compare_vendors(loaded: LoadedScenario, registry: Registry, backends: Sequence[str] = (),
-                    vendors: Sequence[str] = (), command: str = "") -> list[Comparison]:
-    """One comparison per vendor, each running every chosen backend."""
+                    vendors: Sequence[str] = (), command: str = "",
+                    timeout: float | None = None) -> list[Comparison]:
+    """One comparison per vendor, each running every chosen backend (each for at
+    most ``timeout`` seconds)."""
     chosen = select(loaded, registry, backends)
     run_on = select_vendors(loaded, registry, vendors)
     check_expectations(loaded, registry)
     comparisons = []
     for vendor in run_on:
-        results = {name: run_backend(loaded, registry, name, vendor) for name in chosen}
+        results = {name: run_backend(loaded, registry, name, vendor, timeout=timeout)
+                   for name in chosen}
         comparisons.append(Comparison(
             scenario=loaded.scenario.name,
             scenario_file=loaded.path,

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from pydantic import ValidationError
@@ -352,17 +356,45 @@ def _blocks_touched(ranges: list[tuple[int, int]], block: int) -> int:
     return count
 
 
+class TimedOut(BaseException):
+    """A backend's run took longer than ``--timeout`` (a BaseException, so that a
+    plugin's ``except Exception`` cannot swallow it)."""
+
+
+@contextmanager
+def _time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise TimedOut in this thread after ``seconds`` (Unix, main thread only)."""
+    usable = (seconds is not None and hasattr(signal, "setitimer")
+              and threading.current_thread() is threading.main_thread())
+    if not usable:
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise TimedOut(f"timed out after {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def run_backend(loaded: LoadedScenario, registry: Registry, backend: str, vendor: str,
-                trace: list[Event] | None = None) -> Result:
-    """Run one backend; a plugin's own exception (or SystemExit) anywhere in the run
-    becomes an ``error`` result naming the plugin, and the other backends go on."""
+                trace: list[Event] | None = None, timeout: float | None = None) -> Result:
+    """Run one backend; a plugin's own exception (or SystemExit) anywhere in the run,
+    or a run longer than ``timeout`` seconds, becomes an ``error`` result naming the
+    plugin, and the other backends go on."""
     run = None
     try:
-        run = BackendRun(loaded, registry, backend, vendor, trace)
-        return run.run()
+        with _time_limit(timeout):
+            run = BackendRun(loaded, registry, backend, vendor, trace)
+            return run.run()
     except CocomemError:
         raise  # bad input: the options of a backend or vendor
-    except (Exception, SystemExit) as exc:  # one backend failing must not lose the others
+    except (Exception, SystemExit, TimedOut) as exc:  # one backend must not lose the others
         culprit = registry.culprit(exc.__traceback__)
         return Result(backend=backend, verdict="error", error=f"{type(exc).__name__}: {exc}",
                       culprit=culprit,

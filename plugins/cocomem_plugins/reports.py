@@ -153,13 +153,14 @@ class JsonReport(Report):
     description = "one JSON object, for scripts"
 
     def render(self, comparison: Comparison) -> str:
-        return json.dumps(comparison.as_dict(), indent=2)
+        return json.dumps(comparison.as_dict(), indent=2, allow_nan=False)
 
     def render_many(self, comparisons: list[Comparison]) -> str:
         if len(comparisons) == 1:
             return self.render(comparisons[0])
         return json.dumps({"scenario": comparisons[0].scenario,
-                           "comparisons": [c.as_dict() for c in comparisons]}, indent=2)
+                           "comparisons": [c.as_dict() for c in comparisons]}, indent=2,
+                          allow_nan=False)
 
 
 @hookimpl
