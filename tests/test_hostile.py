@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -55,14 +54,16 @@ HOSTILE = [
      "(got 0 bytes)"),
     ("infinite-cost", RUN + 'cost: {"exit.*": .inf}\n',
      ":4: cost.exit.*: Input should be a finite number"),
-    ("nan-cost", RUN + 'cost: {"exit.*": .nan}\n', ":4: cost.exit.*: Input should be a finite number"),
+    ("nan-cost", RUN + 'cost: {"exit.*": .nan}\n',
+     ":4: cost.exit.*: Input should be a finite number"),
     ("misspelt-counter", RUN + "expect: {callbacks: {counters: {tdcall.acept.4k.ok: 1}}}\n",
      ":4: expect.callbacks.counters.tdcall.acept.4k.ok: no loaded plugin declares counter "
      "'tdcall.acept.4k.ok' on vendor tdx"),
     ("misspelt-host-counter", RUN + "expect: {callbacks: {counters: {host.aug.4kb: 1}}}\n",
      ":4: expect.callbacks.counters.host.aug.4kb: no loaded plugin declares counter "
      "'host.aug.4kb' on vendor tdx"),
-    ("backend-that-does-not-run", RUN + "backends: [callbacks]\nexpect: {notifier: {verdict: ok}}\n",
+    ("backend-that-does-not-run",
+     RUN + "backends: [callbacks]\nexpect: {notifier: {verdict: ok}}\n",
      ":5: expect.notifier: backend 'notifier' does not run in this scenario "
      "(backends: callbacks)"),
     ("unknown-kind", RUN + "expect: {callbacks: {violations: [stale]}}\n",
@@ -70,16 +71,31 @@ HOSTILE = [
 ]
 
 
-def _run(args: list[str], stdin: bytes | None = None) -> tuple[subprocess.CompletedProcess,
-                                                               float, int]:
-    """The installed command, its wall time, and its peak memory (KiB)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    start = time.perf_counter()
-    proc = subprocess.run([str(COCOMEM), *args], capture_output=True, text=True, cwd=ROOT,
-                          timeout=60, input=None if stdin is None else stdin.decode())
-    elapsed = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return proc, elapsed, max(peak, before)
+#: runs the command in a fresh interpreter and appends the time it took (after the
+#: interpreter started) and its own peak memory (KiB)
+_MEASURED = """
+import resource, sys, time
+start = time.perf_counter()
+from cocomem.cli import main
+sys.argv = ["cocomem", *sys.argv[1:]]
+try:
+    main()
+finally:
+    print(f"measured {time.perf_counter() - start} "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}", file=sys.stderr)
+"""
+
+
+def _run(args: list[str]) -> tuple[subprocess.CompletedProcess, float, int]:
+    """The command in a process of its own: its result (the measure line removed),
+    its time in seconds and its peak memory in KiB."""
+    proc = subprocess.run([sys.executable, "-c", _MEASURED, *args], capture_output=True,
+                          text=True, cwd=ROOT, timeout=60)
+    *lines, measured = proc.stderr.splitlines()
+    assert measured.startswith("measured "), proc.stderr
+    proc.stderr = "".join(line + "\n" for line in lines)
+    _, seconds, peak = measured.split()
+    return proc, float(seconds), int(peak)
 
 
 @pytest.mark.parametrize("case,text,message", HOSTILE, ids=[c[0] for c in HOSTILE])
