@@ -371,6 +371,9 @@ def _time_limit(seconds: float | None) -> Iterator[None]:
         return
 
     def expire(signum: int, frame: object) -> None:
+        # raised where the run happens to be; if that is somewhere an exception is
+        # lost (a garbage-collector callback), the timer fires again soon
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
         raise TimedOut(f"timed out after {seconds:g} s")
 
     previous = signal.signal(signal.SIGALRM, expire)

@@ -17,12 +17,32 @@ settings.register_profile("noshrink", max_examples=500, print_blob=True,
 settings.load_profile("ci")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--fuzz-examples", type=int, default=None,
+                     help="cases per strategy in tests/test_fuzz.py (CI: 60)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("fuzz_examples"):
+        import os
+
+        os.environ["COCOMEM_FUZZ"] = str(config.getoption("fuzz_examples"))
+
+
 @pytest.fixture(scope="session")
 def registry() -> Registry:
     return load_registry()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    import sys
+
+    fuzz = sys.modules.get("test_fuzz")
+    if fuzz and fuzz.TALLY["cases"]:
+        tally = fuzz.TALLY
+        terminalreporter.write_line(
+            f"fuzz: {tally['cases']} hostile scenarios, no traceback (exit 0: "
+            f"{tally['exit 0']}, exit 1: {tally['exit 1']}, exit 2: {tally['exit 2']})")
     from reference import TALLY
 
     if TALLY["runs"]:
