@@ -120,7 +120,9 @@ def test_hostile_files_are_refused_fast_and_small(tmp_path: Path, case: str):
     path.write_text(text)
     proc, elapsed, peak_kib = _run(["compare", str(path)])
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert elapsed < 1.0, elapsed
+    # refused before any work: far from the 25 s and 2.2 GB of expanding it (the
+    # figures under load-free timing are benchmarks/hostile.py's)
+    assert elapsed < 5.0, elapsed
     assert peak_kib < 100 * 1024, peak_kib
 
 
@@ -130,7 +132,7 @@ def test_an_endless_file_is_refused_fast():
     assert proc.returncode == 2
     assert proc.stderr.splitlines() == [
         "cocomem: error: /dev/zero: cannot read scenario: larger than 4 MiB"]
-    assert elapsed < 1.0 and peak_kib < 100 * 1024
+    assert elapsed < 5.0 and peak_kib < 100 * 1024
 
 
 @pytest.mark.parametrize("args,message", [

@@ -17,7 +17,7 @@ from cocomem.hookspecs import hookimpl
 
 
 class NotifierOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     #: patch 1/2: ALREADY_ACCEPTED (bit 63 clear) counts as success; false
     #: models patch 2/2 alone
     ignore_already_accepted: bool = True

@@ -139,7 +139,7 @@ HOST_WORDS = HostWords(
 
 
 class SnpOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     #: QEMU >= 10.1 ("i386/kvm: Prefault memory on page state change"): after each
     #: KVM_HC_MAP_GPA_RANGE exit, KVM_PRE_FAULT_MEMORY over the converted range, so
     #: the RMP entries are made without NPF exits. Off by default, so that counts

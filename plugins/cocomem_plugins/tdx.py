@@ -68,7 +68,7 @@ _MAX_REEXECUTIONS = 4  # an EPT violation is resolved in at most two exits
 
 
 class TdxOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     #: TDCS CONFIG_FLAGS.PAGE_RELEASE, set by the VMM at TD creation.
     page_release: bool = True
 
