@@ -72,17 +72,30 @@ HOSTILE = [
 
 
 #: runs the command in a fresh interpreter and appends the time it took (after the
-#: interpreter started) and its own peak memory (KiB)
+#: interpreter started) and its own peak memory in KiB (Linux's VmHWM: ru_maxrss
+#: would count the parent's memory at the fork, which survives the exec)
 _MEASURED = """
 import resource, sys, time
 start = time.perf_counter()
 from cocomem.cli import main
 sys.argv = ["cocomem", *sys.argv[1:]]
+
+
+def peak_kib():
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 try:
     main()
 finally:
-    print(f"measured {time.perf_counter() - start} "
-          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}", file=sys.stderr)
+    print(f"measured {time.perf_counter() - start} {peak_kib()}", file=sys.stderr)
 """
 
 
