@@ -6,26 +6,24 @@ import json
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from tabulate import tabulate, tabulate_formats
 from typer.exceptions import TyperException
 
-from .compare import compare_vendors, select, select_vendors
-from .engine import run_backend
 from .errors import CocomemError
-from .explain import format_explanation
-from .introspect import plugins_json, scenario_schema
-from .model import describe_model
-from .output import print_out, write_file
-from .registry import Registry, load_registry
-from .results import Comparison, Result
-from .run import Event
-from .scenario import LoadedScenario, load_scenario
-from .trace import format_event
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+if TYPE_CHECKING:
+    from .registry import Registry
+    from .results import Comparison, Result
+    from .run import Event
+    from .scenario import LoadedScenario
+
+# The modules a command needs are imported inside it: `cocomem --help` and a bad
+# command line load none of the model.
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                  pretty_exceptions_enable=False,
                   help="Compare memory hotplug designs for confidential guests.")
 
 PluginOpt = Annotated[list[str], typer.Option("--plugin", help="Load one more plugin file.")]
@@ -52,6 +50,8 @@ def _warn(message: str) -> None:
 
 
 def _registry(plugins: list[str]) -> Registry:
+    from .registry import load_registry
+
     registry = load_registry(plugins)
     for error in registry.errors:
         _warn(error)
@@ -60,6 +60,8 @@ def _registry(plugins: list[str]) -> Registry:
 
 def _out(text: str) -> None:
     """Print to standard output; a closed pipe or a full disk exits 2 in one line."""
+    from .output import print_out
+
     try:
         print_out(text)
     except CocomemError as exc:
@@ -112,6 +114,12 @@ def compare_cmd(
 
     Exit status: 0 when every expect: held, 1 when one failed, 2 on bad input.
     """
+    from tabulate import tabulate_formats
+
+    from .compare import compare_vendors
+    from .output import write_file
+    from .scenario import load_scenario
+
     try:
         registry = _registry(plugin)
         if fmt not in registry.reports and fmt not in tabulate_formats:
@@ -126,7 +134,7 @@ def compare_cmd(
         if output:
             write_file(output, text + "\n", inputs=[scenario, *map(Path, plugin)])
         else:
-            print_out(text)
+            _out(text)
     except CocomemError as exc:
         raise _fail(str(exc)) from None
     failures = [f for c in comparisons for f in c.expectation_failures]
@@ -147,6 +155,10 @@ def compare_cmd(
 def _run_one(scenario: Path, backend: str, vendor: str | None,
              plugins: list[str]) -> tuple[LoadedScenario, str, type, Result, list[Event]]:
     """One backend's run with its events; bad input exits 2."""
+    from .compare import select, select_vendors
+    from .engine import run_backend
+    from .scenario import load_scenario
+
     try:
         registry = _registry(plugins)
         loaded = load_scenario(scenario, set(registry.vendors))
@@ -168,6 +180,8 @@ def run_cmd(
     plugin: PluginOpt = [],  # noqa: B006
 ) -> None:
     """Run one backend through SCENARIO; with --trace, show every step it took."""
+    from .trace import format_event
+
     loaded, name, vendor_cls, result, events = _run_one(scenario, backend, vendor, plugin)
     lines = []
     if trace:
@@ -194,6 +208,8 @@ def explain_cmd(
     plugin: PluginOpt = [],  # noqa: B006
 ) -> None:
     """For each violation of BACKEND on SCENARIO, the chain of events that led to it."""
+    from .explain import format_explanation
+
     loaded, name, vendor_cls, result, events = _run_one(scenario, backend, vendor, plugin)
     kinds = ", ".join(dict.fromkeys(v["kind"] for v in result.violations)) or "no violations"
     lines = [f"{name}: {result.verdict} ({kinds})"]
@@ -214,6 +230,11 @@ def plugins_cmd(
                                           "(options as JSON Schema).")] = False,
 ) -> None:
     """List every plugin: kind, what it provides, version and hooks."""
+    from tabulate import tabulate
+
+    from .introspect import plugins_json
+    from .model import describe_model
+
     try:
         registry = _registry(plugin)
     except CocomemError as exc:
@@ -233,6 +254,8 @@ def plugins_cmd(
 @app.command("schema")
 def schema_cmd(plugin: PluginOpt = []) -> None:  # noqa: B006
     """Print the scenario file's JSON Schema, with the loaded plugins' option blocks."""
+    from .introspect import scenario_schema
+
     try:
         registry = _registry(plugin)
     except CocomemError as exc:
