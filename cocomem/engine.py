@@ -245,25 +245,31 @@ class BackendRun:
 
     def _allocate(self, npages: int) -> None:
         todo = npages
-        for s, e in self.driver.page.runs_where(0, self.host.npages, BUDDY):
-            e = min(e, s + todo)
-            self.access(s, e)
-            self.driver.page.set(s, e, USED)
-            self.host.content.set(s, e, self.ctx.step + 1)
-            todo -= e - s
-            if not todo:
-                return
+        done: list[tuple[int, int]] = []
+        try:
+            for s, e in self.driver.page.runs_where(0, self.host.npages, BUDDY):
+                e = min(e, s + todo)
+                self.access(s, e)
+                done.append((s, e))
+                todo -= e - s
+                if not todo:
+                    return
+        finally:  # one pass over each map, also when the guest died part way
+            self.driver.page.set_many(done, USED)
+            self.host.content.set_many(done, self.ctx.step + 1)
 
     def free(self, npages: int | None) -> None:
         """Free the highest-addressed used pages (their data stays)."""
         todo = npages
+        freed: list[tuple[int, int]] = []
         for s, e in reversed(self.driver.page.runs_where(0, self.host.npages, USED)):
             if todo is not None:
                 s = max(s, e - todo)
                 todo -= e - s
-            self.driver.page.set(s, e, BUDDY)
+            freed.append((s, e))
             if todo == 0:
                 break
+        self.driver.page.set_many(freed[::-1], BUDDY)
 
     def change_block(self, mb: int, *, online: bool) -> None:
         driver = self.driver
