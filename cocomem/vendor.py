@@ -137,14 +137,15 @@ class Vendor:
         return bulk.each(self, start, end, piece)
 
     def repeatable(self, op: str, start: int, end: int, walk: Callable[[], int],
-                   key: tuple[Hashable, ...] = ()) -> int:
+                   key: tuple[Hashable, ...] = (), fn: str = "") -> int:
         """Run ``walk()`` (a whole call over ``[start, end)``, returning where it
         stopped), or, when the last call of ``op`` was over a range of the same length
         and offset in its 2 MiB, in the same state in every page map, with the same
         ``key``, apply what that call did instead: lazy acceptance makes one call per
-        4 MiB chunk, and a run of them then costs one walk."""
+        4 MiB chunk, and a run of them then costs one walk. ``fn`` names the
+        function in the trace's ``replay`` line (default: ``op``)."""
         replay_key = self._replay.key(op, start, end, start % PAGES_PER_2M, key)
-        return self._replay.call(op, replay_key, start, end, walk, fn=op)
+        return self._replay.call(op, replay_key, start, end, walk, fn=fn or op)
 
     # -- trace wording -------------------------------------------------------
 

@@ -14,11 +14,8 @@ validated), at the RMP page size (4K or 2M).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from pydantic import BaseModel, ConfigDict
 
-from cocomem.bulk import Replay
 from cocomem.hookspecs import hookimpl
 from cocomem.host import HostWords
 from cocomem.results import CALL, EXIT, INFO, declare
@@ -174,10 +171,6 @@ class Snp(Vendor):
         "pvalidate": "pval_pages",
         "host.prefault": "QEMU kvm_handle_hc_map_gpa_range (KVM_PRE_FAULT_MEMORY)",
     }
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._replay = Replay(self)
 
     @classmethod
     def describe(cls, event: Event, where: str) -> str | None:
@@ -353,26 +346,22 @@ class Snp(Vendor):
         for seg_start, seg_end in _segments(start, end):
             self.each(seg_start, seg_end, descriptor)
 
-    def _repeatable(self, fn: str, to: str, start: int, end: int,
-                    walk: Callable[[], None]) -> None:
-        """Run ``walk``, or replay the last set_pages_state of the same direction when it
-        covered as many pages from the same offset in a 2 MiB, in the same state."""
-        def run() -> int:
-            walk()
+    def _repeatable(self, fn: str, to: str, start: int, end: int) -> None:
+        """set_pages_state(to), or a replay of the last one of the same direction over
+        as many pages from the same offset in a 2 MiB, in the same state."""
+        def walk() -> int:
+            self._set_pages_state(start, end, to)
             return end
 
-        key = self._replay.key(to, start, end, start % PAGES_PER_2M, self.options.prefault)
-        self._replay.call(to, key, start, end, run, fn=fn)
+        self.repeatable(to, start, end, walk, key=(self.options.prefault,), fn=fn)
 
     def _private(self, fn: str, start: int, end: int) -> None:
         self.ctx.emit("call", start, end, fn=fn)
-        self._repeatable(fn, PRIVATE, start, end,
-                         lambda: self._set_pages_state(start, end, PRIVATE))
+        self._repeatable(fn, PRIVATE, start, end)
 
     def _shared(self, fn: str, start: int, end: int) -> None:
         self.ctx.emit("call", start, end, fn=fn)
-        self._repeatable(fn, SHARED, start, end,
-                         lambda: self._set_pages_state(start, end, SHARED))
+        self._repeatable(fn, SHARED, start, end)
 
     # -- the arch API ----------------------------------------------------
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pydantic import BaseModel, ConfigDict
 
 from cocomem import bulk
-from cocomem.bulk import Recording, Replay, apply
+from cocomem.bulk import Recording, apply
 from cocomem.hookspecs import hookimpl
 from cocomem.host import HostWords
 from cocomem.results import CALL, EXIT, declare
@@ -127,10 +127,6 @@ class Tdx(Vendor):
         "exit.map_gpa": "KVM tdx_map_gpa (KVM_HC_MAP_GPA_RANGE exit to QEMU)",
         "tdvmcall": "tdx_map_gpa",
     }
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._replay = Replay(self)
 
     @classmethod
     def describe(cls, event: Event, where: str) -> str | None:
