@@ -45,7 +45,8 @@ def counter_class(name: str, classes: dict[str, str]) -> str | None:
     then the longest matching pattern; None when nobody declared it."""
     if name in classes:
         return classes[name]
-    matches = [pattern for pattern in classes if fnmatchcase(name, pattern)]
+    matches = [pattern for pattern in classes
+               if any(c in pattern for c in "*?[") and fnmatchcase(name, pattern)]
     return classes[max(matches, key=len)] if matches else None
 
 
