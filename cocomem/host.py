@@ -365,15 +365,6 @@ class Host:
             runmap.set(start, end, value)
         self._account(start, end, before)
 
-    def copy_uniform(self, src_start: int, src_end: int, dst_start: int, dst_end: int) -> bool:
-        """Give ``[dst_start, dst_end)`` the state of ``[src_start, src_end)`` when that
-        state is one value per map; False (and nothing done) otherwise."""
-        values = self.uniform_values(src_start, src_end)
-        if values is None:
-            return False
-        self.set_uniform(dst_start, dst_end, values)
-        return True
-
     @property
     def page_maps(self) -> tuple[RunMap, ...]:
         """Every per-page map of the host; a range uniform in all of them behaves alike."""

@@ -60,6 +60,7 @@ _DETAILS = {"vendor": _vendor, "backend": _backend, "check": _check, "report": _
 
 def plugins_json(registry: Registry) -> dict[str, Any]:
     """Every plugin and everything it registered, in detail."""
+    from .cost import CORE_COSTS
     from .model import CORE_ASSUMPTIONS
 
     out: dict[str, Any] = {"plugins": registry.plugin_info()}
@@ -67,6 +68,8 @@ def plugins_json(registry: Registry) -> dict[str, Any]:
         out[f"{kind}s"] = {name: {"plugin": registry.origin[(kind, name)], **describe(cls)}
                            for name, cls in sorted(registry.items[kind].items())}
     out["core_assumptions"] = dict(CORE_ASSUMPTIONS)
+    out["core_cost_table"] = {name: {"us": entry.us, "source": entry.source}
+                              for name, entry in CORE_COSTS.items()}
     out["errors"] = list(registry.errors)
     return out
 

@@ -7,6 +7,7 @@ import json
 import textwrap
 
 from . import driver, zone
+from .cost import CORE_COSTS
 from .registry import Registry
 
 #: assumptions of the core (host, driver, steps); vendors list their own
@@ -58,6 +59,9 @@ def describe_model(registry: Registry) -> list[str]:
             lines += _wrap(f"faults: {call} -> {', '.join(statuses)}", "    ")
         for counter, entry in cls.cost_table.items():
             lines += _wrap(f"cost {counter} = {entry.us:g} us ({entry.source})", "    ")
+    lines.append("Core costs (the core's own counters; a vendor's entry overrides):")
+    for counter, entry in CORE_COSTS.items():
+        lines += _wrap(f"cost {counter} = {entry.us:g} us ({entry.source})", "  ")
     lines.append("Backends' options:")
     for name, cls in sorted(registry.backends.items(), key=lambda i: (i[1].order, i[0])):
         lines += _wrap(f"{name}: {_compact(cls.Options)}", "  ")

@@ -22,6 +22,7 @@ import pluggy
 
 from . import hookspecs
 from .errors import PluginError
+from .results import COUNTER_CLASSES
 
 KINDS = ("vendor", "backend", "check", "report")
 HOOKS = tuple(f"register_{kind}s" for kind in KINDS)
@@ -121,6 +122,11 @@ def _validate(kind: str, cls: type, base: type, label: str) -> str:
         if name in scenario_keys():
             raise PluginError(f"{label}: vendor name {name!r} is a scenario key; its options "
                               f"block would capture '{name}:' (rename the vendor)")
+        bad = sorted(f"{name}: {c!r}" for name, c in cls.counters.items()
+                     if c not in COUNTER_CLASSES)
+        if bad:
+            raise PluginError(f"{label}: vendor {name!r} counter classes must be one of "
+                              f"{', '.join(COUNTER_CLASSES)} (got {'; '.join(bad)})")
         words = cls.host_words
         if not words.fault.startswith("exit.") or not all(
                 w.startswith("host.") for w in (words.add, words.remove, words.demote)):

@@ -111,9 +111,6 @@ class Comparison:
     expectation_failures: list[str] = field(default_factory=list)
     #: how the vendor's guest calls are called, for the reports' legends
     calls_are: str = ""
-    #: plugins (a name, one line) whose own code failed in this comparison
-    plugin_errors: list[str] = field(default_factory=list)
-
     def as_dict(self) -> dict:
         return {"scenario": self.scenario, "vendor": self.vendor,
                 "results": {name: r.as_dict() for name, r in self.results.items()}}

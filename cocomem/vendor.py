@@ -16,9 +16,10 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from . import bulk
+from .cost import CostEntry
 from .faults import FaultPlan
 from .host import Host, HostWords
 from .run import Event, GuestCrash, RunContext
@@ -27,14 +28,6 @@ from .state import PAGES_PER_2M
 
 class NoOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class CostEntry(BaseModel):
-    """µs per counted event, and where the figure comes from ("assumption" if nowhere)."""
-
-    model_config = ConfigDict(frozen=True)
-    us: float = Field(ge=0, allow_inf_nan=False)
-    source: str
 
 
 class Vendor:
@@ -54,7 +47,9 @@ class Vendor:
     kinds: ClassVar[dict[str, str]] = {}
     #: fault-injectable calls and the statuses each may be made to return.
     fault_calls: ClassVar[dict[str, tuple[str, ...]]] = {}
-    #: counter name (fnmatch pattern) -> cost of one such event.
+    #: counter name (fnmatch pattern) -> cost of one such event (the core's own
+    #: counters, ``virtio_mem.*``, ``host.convert.*``, ``exit.memory_fault``, have
+    #: costs in cocomem.cost.CORE_COSTS; an entry here overrides them)
     cost_table: ClassVar[dict[str, CostEntry]] = {}
     #: model rules where no public source decides: a name, and the rule
     assumptions: ClassVar[dict[str, str]] = {}

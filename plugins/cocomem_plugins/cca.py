@@ -117,7 +117,6 @@ _ASSUMED = "assumption"
 COST_TABLE = {
     "cca.rsi_ipa_state_set.*": CostEntry(us=1.0, source=_ASSUMED + ": an SMC to the RMM"),
     "exit.ripas_change": CostEntry(us=2.0, source=_ASSUMED + ": a REC exit and entry"),
-    "exit.memory_fault": CostEntry(us=10.0, source=_ASSUMED + ": exit to the VMM and back"),
     "host.rtt_set_ripas": CostEntry(us=2.0, source=_ASSUMED + ": one RMI call over one RTT"),
     "exit.data_abort": CostEntry(us=2.0, source=_ASSUMED + ": a REC exit and entry"),
     "host.data_create.4k": CostEntry(us=1.5, source=_ASSUMED + ": GRANULE_DELEGATE + "
@@ -125,8 +124,6 @@ COST_TABLE = {
     "host.data_destroy.4k": CostEntry(us=1.0, source=_ASSUMED + ": DATA_DESTROY + "
                                       "GRANULE_UNDELEGATE"),
     "host.rtt_create.*": CostEntry(us=2.0, source=_ASSUMED),
-    "host.convert.*": CostEntry(us=0.1, source=_ASSUMED + ": per page"),
-    "virtio_mem.*": CostEntry(us=20.0, source=_ASSUMED + ": a virtqueue round trip"),
 }
 
 HOST_WORDS = HostWords(

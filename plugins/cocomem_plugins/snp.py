@@ -120,10 +120,6 @@ COST_TABLE = {
     "host.psmash.2m": CostEntry(us=5.0, source=_ASSUMED + ": PSMASH and the NPT zap"),
     "exit.map_gpa": CostEntry(us=10.0, source=_ASSUMED + ": exit to QEMU per merged run of "
                                                          "PSC entries"),
-    "exit.memory_fault": CostEntry(us=10.0, source=_ASSUMED + ": exit to QEMU per 4 KiB "
-                                                              "page"),
-    "host.convert.*": CostEntry(us=0.1, source=_ASSUMED + ": per page"),
-    "virtio_mem.*": CostEntry(us=20.0, source=_ASSUMED + ": a virtqueue round trip"),
 }
 
 HOST_WORDS = HostWords(

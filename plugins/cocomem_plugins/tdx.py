@@ -87,12 +87,9 @@ COST_TABLE = {
     "tdcall.release.*.ok": CostEntry(us=0.7, source=_ASSUMED),
     "tdvmcall.map_gpa.*": CostEntry(us=1.0, source=_ASSUMED),
     "exit.map_gpa": CostEntry(us=10.0, source=_ASSUMED + ": exit to QEMU per 2 MiB chunk"),
-    "exit.memory_fault": CostEntry(us=10.0, source=_ASSUMED + ": exit to QEMU per 4 KiB page"),
-    "host.convert.*": CostEntry(us=0.1, source=_ASSUMED + ": per page"),
     "host.remove.4k": CostEntry(us=0.5, source=_ASSUMED),
     "host.remove.2m": CostEntry(us=5.0, source=_ASSUMED),
     "host.demote.2m": CostEntry(us=5.0, source=_ASSUMED),
-    "virtio_mem.*": CostEntry(us=20.0, source=_ASSUMED + ": a virtqueue round trip"),
 }
 
 HOST_WORDS = HostWords(

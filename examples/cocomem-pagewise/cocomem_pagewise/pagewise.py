@@ -33,7 +33,6 @@ class Pagewise(Vendor):
         "exit.pw_convert": CostEntry(us=10.0, source="assumption: an exit to the VMM"),
         "host.pw_add.4k": CostEntry(us=0.6, source="assumption: as TDX's AUG"),
         "host.*": CostEntry(us=0.5, source="assumption"),
-        "virtio_mem.*": CostEntry(us=20.0, source="assumption: a virtqueue round trip"),
     }
     assumptions = {
         "pagewise-4k-only": "the host maps pagewise memory at 4 KiB only, whatever the "
