@@ -134,12 +134,15 @@ class Vendor:
     def repeatable(self, op: str, start: int, end: int, walk: Callable[[], int],
                    key: tuple[Hashable, ...] = (), fn: str = "") -> int:
         """Run ``walk()`` (a whole call over ``[start, end)``, returning where it
-        stopped), or, when the last call of ``op`` was over a range of the same length
-        and offset in its 2 MiB, in the same state in every page map, with the same
-        ``key``, apply what that call did instead: lazy acceptance makes one call per
-        4 MiB chunk, and a run of them then costs one walk. ``fn`` names the
-        function in the trace's ``replay`` line (default: ``op``)."""
-        replay_key = self._replay.key(op, start, end, start % PAGES_PER_2M, key)
+        stopped), or, when the last call of ``op`` was over a 2M-aligned range of the
+        same length, in the same state in every page map, with the same ``key``, apply
+        what that call did instead: lazy acceptance makes one call per 4 MiB chunk,
+        and a run of them then costs one walk. Only 2M-aligned ranges are replayed: a
+        call on an unaligned one may split a 2M leaf that reaches outside it. ``fn``
+        names the function in the trace's ``replay`` line (default: ``op``)."""
+        replay_key = None
+        if start % PAGES_PER_2M == 0 and end % PAGES_PER_2M == 0:
+            replay_key = self._replay.key(op, start, end, key)
         return self._replay.call(op, replay_key, start, end, walk, fn=fn or op)
 
     # -- trace wording -------------------------------------------------------

@@ -344,7 +344,7 @@ class Snp(Vendor):
 
     def _repeatable(self, fn: str, to: str, start: int, end: int) -> None:
         """set_pages_state(to), or a replay of the last one of the same direction over
-        as many pages from the same offset in a 2 MiB, in the same state."""
+        as many pages of a 2M-aligned range, in the same state."""
         def walk() -> int:
             self._set_pages_state(start, end, to)
             return end

@@ -308,14 +308,10 @@ class Tdx(Vendor):
 
     def _repeatable(self, op: str, start: int, end: int, flag: bool,
                     walk: Callable[[], int]) -> int:
-        """Run ``walk``, or replay the last call of ``op`` when it had the same key: a
-        2M-aligned range uniform in every page map, of the same length and the
-        same offset in its 1 GiB where a 1G call would be tried."""
-        key = None
-        if start % PAGES_PER_2M == 0 and end % PAGES_PER_2M == 0:
-            giga = start % PAGES_PER_1G if end - start >= PAGES_PER_1G else None
-            key = self._replay.key(op, start, end, flag, giga)
-        return self._replay.call(op, key, start, end, walk, fn=f"tdx_{op}_memory")
+        """Vendor.repeatable, keyed also by the offset in its 1 GiB where a 1G call
+        would be tried."""
+        giga = start % PAGES_PER_1G if end - start >= PAGES_PER_1G else None
+        return self.repeatable(op, start, end, walk, key=(flag, giga), fn=f"tdx_{op}_memory")
 
     def release_memory(self, start: int, end: int) -> bool:
         """tdx_release_memory (RFC v1 patch 5; RFC v2's tdx_unaccept_memory is the same):
