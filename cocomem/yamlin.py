@@ -116,30 +116,36 @@ def _scan(text: str, path: str) -> None:
 
 
 def _expanded_size(node: yaml.Node, path: str) -> int:
-    """Nodes after alias expansion; ScenarioError for a recursive alias or too many."""
-    sizes: dict[int, int] = {}
+    """Nodes after alias expansion; ScenarioError for a recursive alias, too many
+    values, or nesting deeper than MAX_DEPTH once aliases are expanded (a chain of
+    anchors nests without nesting in the text)."""
+    seen: dict[int, tuple[int, int]] = {}  # id -> (expanded size, expanded depth)
     open_: set[int] = set()
 
-    def size(n: yaml.Node) -> int:
-        if id(n) in sizes:
-            return sizes[id(n)]
+    def measure(n: yaml.Node) -> tuple[int, int]:
+        if id(n) in seen:
+            return seen[id(n)]
         if id(n) in open_:
             raise _error("recursive YAML alias", path, n.start_mark)
         open_.add(id(n))
+        children: list[yaml.Node] = []
         if isinstance(n, yaml.MappingNode):
-            total = 1 + sum(size(k) + size(v) for k, v in n.value)
+            children = [child for pair in n.value for child in pair]
         elif isinstance(n, yaml.SequenceNode):
-            total = 1 + sum(size(item) for item in n.value)
-        else:
-            total = 1
+            children = list(n.value)
+        measured = [measure(child) for child in children]
+        size = 1 + sum(s for s, _ in measured)
+        depth = 1 + max((d for _, d in measured), default=0)
         open_.discard(id(n))
-        sizes[id(n)] = total
-        if total > MAX_NODES:
+        seen[id(n)] = (size, depth)
+        if size > MAX_NODES:
             raise _error(f"aliases expand to more than {MAX_NODES:,} values", path,
                          n.start_mark)
-        return total
+        if depth > MAX_DEPTH + 1:
+            raise _error(f"aliases nest deeper than {MAX_DEPTH} levels", path, n.start_mark)
+        return size, depth
 
-    return size(node)
+    return measure(node)[0]
 
 
 def load(text: str, path: str) -> tuple[Any, dict[tuple, int]]:

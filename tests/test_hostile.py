@@ -33,6 +33,10 @@ HOSTILE = [
      ":4: vendor_options: must be a mapping of vendor name to options"),
     ("recursive-alias", HEAD + "steps: &a [*a]\n", ":3: recursive YAML alias"),
     ("billion-laughs", _laughs(), ":7: aliases expand to more than 1,000,000 values"),
+    # 1,300 anchors each holding the last: shallow text, deep once expanded
+    ("alias-chain", "a0: &a0 [1]\n" + "".join(f"a{i}: &a{i} [*a{i - 1}]\n"
+                                                for i in range(1, 1300)) + HEAD,
+     ":33: aliases nest deeper than 32 levels"),
     ("timestamp-tag", "name: !!timestamp 2001-12-14\ndevice: {region_size: 1GiB}\n",
      ":1: name: YAML tags are not allowed (found tag:yaml.org,2002:timestamp)"),
     ("float-tag", "name: t\ndevice: {region_size: !!float 1e9}\n",
