@@ -78,10 +78,9 @@ def _render(registry: Registry, fmt: str, comparisons: list[Comparison]) -> tupl
         except (Exception, SystemExit) as exc:
             _warn(f"{registry.label('report', report_cls.name)} failed: "
                   f"{type(exc).__name__}: {exc}; the results follow as JSON")
-    data = [comparison.as_dict() for comparison in comparisons]
-    return json.dumps(data[0] if len(data) == 1 else {"scenario": comparisons[0].scenario,
-                                                      "comparisons": data}, indent=2,
-                      allow_nan=False), False
+    from .results import comparisons_json
+
+    return comparisons_json(comparisons), False
 
 
 def _command(scenario: Path, backends: list[str], vendors: list[str], fmt: str,

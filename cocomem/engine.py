@@ -304,7 +304,8 @@ class BackendRun:
 
     def why(self, judged: str) -> str:
         """The first violation whose kind implies the verdict, in words."""
-        note = f" ({self.note()})" if self.note() else ""
+        note = self.note()
+        note = f" ({note})" if note else ""
         for v in self.ctx.violations:
             if self.kinds.get(v.kind, "unsafe") == judged:
                 detail = f": {v.detail}" if v.detail else ""

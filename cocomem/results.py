@@ -114,3 +114,14 @@ class Comparison:
     def as_dict(self) -> dict:
         return {"scenario": self.scenario, "vendor": self.vendor,
                 "results": {name: r.as_dict() for name, r in self.results.items()}}
+
+
+def comparisons_json(comparisons: list[Comparison]) -> str:
+    """The ``--format json`` text: one comparison's object, or, for several vendors,
+    ``{"scenario", "comparisons": [...]}``; never NaN or Infinity."""
+    import json
+
+    data = [comparison.as_dict() for comparison in comparisons]
+    if len(data) > 1:
+        data = [{"scenario": comparisons[0].scenario, "comparisons": data}]
+    return json.dumps(data[0], indent=2, allow_nan=False)

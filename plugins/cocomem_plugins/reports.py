@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shlex
 import textwrap
 
@@ -10,7 +9,7 @@ from tabulate import tabulate
 
 from cocomem.hookspecs import hookimpl
 from cocomem.report import Report
-from cocomem.results import CALL, EXIT, REQUEST, Comparison, Result
+from cocomem.results import CALL, EXIT, REQUEST, Comparison, Result, comparisons_json
 from cocomem.units import format_bytes_short
 
 EMAIL_WIDTH = 72
@@ -153,14 +152,10 @@ class JsonReport(Report):
     description = "one JSON object, for scripts"
 
     def render(self, comparison: Comparison) -> str:
-        return json.dumps(comparison.as_dict(), indent=2, allow_nan=False)
+        return comparisons_json([comparison])
 
     def render_many(self, comparisons: list[Comparison]) -> str:
-        if len(comparisons) == 1:
-            return self.render(comparisons[0])
-        return json.dumps({"scenario": comparisons[0].scenario,
-                           "comparisons": [c.as_dict() for c in comparisons]}, indent=2,
-                          allow_nan=False)
+        return comparisons_json(comparisons)
 
 
 @hookimpl
