@@ -22,9 +22,10 @@ from collections import Counter
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any
 
-from .run import Event
+from .run import Event, RunContext
 
 if TYPE_CHECKING:
+    from .faults import FaultPlan
     from .vendor import Vendor
 
 #: events about the bulk itself: never recorded, never repeated
@@ -63,12 +64,7 @@ class Recording:
 
     def room(self) -> int | None:
         """How many more times these calls can be repeated before one is faulted."""
-        limits = []
-        for call, n in self.calls.items():
-            left = self.faults.calls_before_next_fault(call)
-            if left is not None:
-                limits.append(left // n)
-        return min(limits, default=None)
+        return room(self.faults, self.calls)
 
     def merged_events(self, base: int) -> list[tuple[str, int, int, dict[str, Any]]]:
         """The recorded events as (name, offset from ``base``, length, info), adjacent
@@ -86,32 +82,57 @@ class Recording:
         return [tuple(item) for item in out]
 
 
-def apply(vendor: Vendor, record: Recording, start: int, end: int, times: int,
-          after: tuple, events: list[tuple[str, int, int, dict]], piece: int) -> None:
-    """Do ``times`` more times what ``record`` did, over ``[start, end)``: its
-    counters and calls, the state ``after`` on every page map, and its events
-    (one event over the whole range where the piece's events of a kind cover the
-    piece, else one per piece)."""
-    ctx = vendor.ctx
-    for name, n in record.counters.items():
-        ctx.count(name, n * times)
-    for call, n in record.calls.items():
+def room(faults: FaultPlan, calls: Counter[str]) -> int | None:
+    """How many more times ``calls`` (per repetition) can be made before one is
+    faulted (None: no limit)."""
+    limits = []
+    for call, n in calls.items():
+        left = faults.calls_before_next_fault(call)
+        if left is not None and n:
+            limits.append(left // n)
+    return min(limits, default=None)
+
+
+def add_counts(vendor: Vendor, counters: Counter[str], calls: Counter[str], times: int) -> None:
+    """Count ``times`` more repetitions of what a recording counted and called."""
+    for name, n in counters.items():
+        vendor.ctx.count(name, n * times)
+    for call, n in calls.items():
         vendor.faults.skip(call, n * times)
-    vendor.host.set_uniform(start, end, after)
+
+
+def emit_tiled(ctx: RunContext, events: list[tuple[str, int, int, dict]], start: int,
+               times: int, period: int) -> None:
+    """Emit ``events`` (offset from a piece's start, length, info) for ``times``
+    pieces of ``period`` pages from ``start``: one event over all of them where a
+    kind's events in a piece are one span of the period's length (they tile), else
+    one per piece."""
     groups: dict[tuple, list[tuple[int, int]]] = {}
     infos: dict[tuple, dict] = {}
     for name, offset, length, info in events:
         key = (name, tuple(sorted(info.items(), key=lambda item: item[0])))
         groups.setdefault(key, []).append((offset, offset + length))
         infos[key] = info
+    end = start + times * period
     for key, spans in groups.items():
         name, info = key[0], infos[key]
-        if spans == [(0, piece)]:
-            ctx.emit(name, start, end, **info)
+        if len(spans) == 1 and spans[0][1] - spans[0][0] == period:
+            offset = spans[0][0]
+            ctx.emit(name, start + offset, end + offset, **info)
             continue
-        for first in range(start, end, piece):
+        for first in range(start, end, period):
             for s, e in spans:
                 ctx.emit(name, first + s, first + e, **info)
+
+
+def apply(vendor: Vendor, record: Recording, start: int, end: int, times: int,
+          after: tuple, events: list[tuple[str, int, int, dict]], piece: int) -> None:
+    """Do ``times`` more times what ``record`` did, over ``[start, end)``: its
+    counters and calls, the state ``after`` on every page map, and its events
+    (see :func:`emit_tiled`)."""
+    add_counts(vendor, record.counters, record.calls, times)
+    vendor.host.set_uniform(start, end, after)
+    emit_tiled(vendor.ctx, events, start, times, piece)
 
 
 def each(vendor: Vendor, start: int, end: int,

@@ -11,8 +11,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from .backend import Backend
+from .bulk import Recording
 from .checks import KINDS, VMM, Check, verdict
-from .cost import estimate_cost_us
+from .cost import run_cost
 from .driver import VirtioMem
 from .errors import CocomemError
 from .faults import FaultPlan
@@ -22,6 +23,7 @@ from .results import EXIT, HOST, REQUEST, Result, declare
 from .run import Event, GuestCrash, RunContext
 from .scenario import LoadedScenario, Step
 from .state import ABSENT, BUDDY, PAGE_STATES, USED
+from .steady import SteadyUse
 from .unaccepted import UnacceptedMemory
 from .units import PAGE_SIZE, format_size
 
@@ -233,15 +235,27 @@ class BackendRun:
 
     def use(self, npages: int | None) -> None:
         """Order-0 allocations of the lowest-addressed free pages, each written; every
-        allocation first tops the zone up (cond_accept_memory)."""
+        allocation first tops the zone up (cond_accept_memory). Cycles like the last
+        one (accept one chunk, allocate one chunk's worth) are applied at once."""
         todo = npages
+        steady = SteadyUse(self.vendor, self.host, self.driver)
         while todo is None or todo > 0:
-            batch = self.driver.zone.allocations_before_top_up(todo)
+            begun = steady.begin()
+            with Recording(self.vendor) as accept_record:
+                batch = self.driver.zone.allocations_before_top_up(todo)
             if not batch:
                 return
-            self._allocate(batch)
+            topped = steady.topped_up(begun, accept_record)
+            alloc, free_before = steady.free_pages(batch) if topped else (0, None)
+            with Recording(self.vendor) as alloc_record:
+                self._allocate(batch)
             if todo is not None:
                 todo -= batch
+            cycle = topped and steady.cycle(topped, alloc, batch, free_before, alloc_record)
+            if cycle:
+                done = steady.repeat(cycle, todo)
+                if todo is not None:
+                    todo -= done
 
     def _allocate(self, npages: int) -> None:
         todo = npages
@@ -331,8 +345,8 @@ class BackendRun:
             violations=[dict(v.as_dict(), by="vmm" if self.kinds.get(v.kind) == VMM else "design")
                         for v in self.ctx.violations],
             counters=counters,
-            cost_us=round(estimate_cost_us(counters, self.vendor_cls.cost_table,
-                                           self.scenario.cost), 3),
+            cost=run_cost(counters, self.vendor_cls, self.scenario, self.ctx.facts),
+            facts=dict(self.ctx.facts),
             host_bytes={"peak": self.host.peak_pages * PAGE_SIZE,
                         "end": self.host.present_pages * PAGE_SIZE},
             crashed_at=crashed_at,

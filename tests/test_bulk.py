@@ -47,13 +47,13 @@ STEP = st.one_of(
 )
 
 
-def _clamped(steps: list) -> list:
-    """Plugs and unplugs kept within the 128 MiB region."""
+def _clamped(steps: list, region: int = 128 << 20) -> list:
+    """Plugs and unplugs kept within the region."""
     out, requested = [], 0
     for step in steps:
         if isinstance(step, dict) and ("plug" in step or "unplug" in step):
             size = step.get("plug", 0) or -step["unplug"]
-            size = max(-requested, min(size, (128 << 20) - requested))
+            size = max(-requested, min(size, region - requested))
             if not size:
                 continue
             requested += size
@@ -75,6 +75,8 @@ def _outcome(vendor: str, backend: str, text: str, enabled: bool) -> dict:
         "violations": result.violations,
         "counters": result.counters,
         "host": [m.to_list() for m in run.host.page_maps],
+        "guest": [run.driver.page.to_list(), run.unaccepted.unaccepted.to_list(),
+                  run.unaccepted.plugged.to_list()],
         "calls": dict(run.faults.calls),
         "host_bytes": result.host_bytes,
     }
@@ -96,3 +98,68 @@ def test_bulk_repetition_changes_nothing_but_time(vendor: str, data: st.DataObje
     fast = _outcome(vendor, backend, text, True)
     slow = _outcome(vendor, backend, text, False)
     assert fast == slow, (backend, steps)
+
+
+CHUNK = 4 << 20  # MAX_PAGE_ORDER: lazy acceptance accepts one chunk per top-up
+LAZY_STEP = st.one_of(
+    st.integers(1, 64).map(lambda n: {"plug": n * UNIT}),
+    st.integers(1, 16).map(lambda n: {"unplug": n * UNIT}),
+    st.integers(1, 40).map(lambda n: {"use": n * CHUNK + n * 4096}),
+    st.sampled_from([{"use": "all"}, {"free": "all"}, {"free": 3 << 20}, "kexec",
+                     {"vmm": {"mapping_level": "2m"}}, {"offline_block": 1},
+                     {"online_block": 1}]),
+)
+
+
+@pytest.mark.parametrize("vendor", ["tdx", "snp"])
+@settings(max_examples=25)
+@given(data=st.data())
+def test_lazy_use_cycles_in_bulk_change_nothing_but_time(vendor: str, data: st.DataObject):
+    """RFC v2's lazy acceptance over many chunks (cocomem.steady applies runs of
+    identical top-up + allocation cycles at once): the same outcome as every cycle
+    made for real, across writes at different steps, frees, partial plugs and
+    faults aimed inside the run of cycles."""
+    steps = data.draw(st.lists(LAZY_STEP, min_size=2, max_size=8), label="steps")
+    steps = _clamped([{"plug": 96 * UNIT}, *steps], region=256 << 20)
+    calls = REGISTRY.vendors[vendor].fault_calls
+    faults = data.draw(st.lists(st.fixed_dictionaries({
+        "call": st.sampled_from(sorted(calls)),
+        "nth": st.integers(1, 40).map(lambda k: 1026 * k + 1) | st.integers(1, 40_000),
+        "status": st.just("error"),
+    }).map(lambda f: {**f, "status": calls[f["call"]][-1]}), max_size=1), label="faults")
+    text = scenario_yaml(
+        steps, vendor=vendor, region="256MiB", memory_block="64MiB",
+        mapping=data.draw(st.sampled_from(("4k", "2m")), label="mapping"),
+        accept_memory="lazy", faults=faults, usable_extent="256MiB")
+    fast = _outcome(vendor, "plugged-bitmap", text, True)
+    slow = _outcome(vendor, "plugged-bitmap", text, False)
+    assert fast == slow, steps
+
+
+@pytest.mark.parametrize("nth", [None, 20_000, 20_481])
+def test_a_fault_inside_a_run_of_cycles_hits_its_call(nth: int | None, monkeypatch):
+    """A fault named inside a run of identical lazy-accept cycles: the cycles before
+    it are applied at once, the faulted call is made for real (RFC v2 panics on a
+    failed accept), and the outcome is the call-by-call one."""
+    from cocomem import steady
+
+    applied: list[int] = []
+    repeat = steady.SteadyUse.repeat
+    monkeypatch.setattr(steady.SteadyUse, "repeat",
+                        lambda self, *a: applied.append(repeat(self, *a)) or applied[-1])
+    faults = [] if nth is None else [{"call": "tdcall.accept", "nth": nth,
+                                      "status": "operand_invalid"}]
+    text = scenario_yaml([{"plug": "192MiB"}, {"use": "all"}], region="256MiB",
+                         memory_block="64MiB", faults=faults, usable_extent="256MiB")
+    fast = _outcome("tdx", "plugged-bitmap", text, True)
+    # 1026 calls per chunk at 4K (two 2M SIZE_MISMATCH, then 1024 4K): all but a
+    # few of the chunks before the fault are applied at once
+    chunks = 48 if nth is None else nth // 1026
+    assert sum(applied) >= (chunks - 4) * 1024
+    assert fast == _outcome("tdx", "plugged-bitmap", text, False)
+    if nth is None:
+        assert fast["verdict"] == "ok"
+        assert fast["counters"]["tdcall.accept.4k.ok"] == 192 * 256  # every page, once
+    else:
+        assert fast["verdict"] == "crashed"
+        assert fast["calls"]["tdcall.accept"] == nth
