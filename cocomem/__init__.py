@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 #: public name -> the module that defines it
 _API = {
     "hookimpl": "hookspecs",
-    "Vendor": "vendor", "CostEntry": "vendor", "NoOptions": "vendor",
+    "Vendor": "vendor", "CostEntry": "vendor", "CostProfile": "vendor", "NoOptions": "vendor",
     "Backend": "backend", "Revision": "backend",
     "MEM_GOING_ONLINE": "backend", "MEM_ONLINE": "backend", "MEM_GOING_OFFLINE": "backend",
     "MEM_OFFLINE": "backend", "MEM_CANCEL_ONLINE": "backend",

@@ -262,6 +262,9 @@ def schema_cmd(plugin: PluginOpt = []) -> None:  # noqa: B006
     _out(json.dumps(scenario_schema(registry), indent=2, allow_nan=False))
 
 
+from . import cli_costs  # noqa: E402,F401
+
+
 def main() -> None:
     """The ``cocomem`` command: typer's own usage errors are one line too."""
     try:

@@ -155,5 +155,7 @@ def compare_vendors(loaded: LoadedScenario, registry: Registry, backends: Sequen
             results=results,
             expectation_failures=expectation_failures(loaded, registry, vendor, results),
             calls_are=registry.vendors[vendor].calls_are,
+            scenario_sha256=loaded.sha256,
+            settings=loaded.settings(registry.vendors[vendor]),
         ))
     return comparisons

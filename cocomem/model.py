@@ -7,12 +7,14 @@ import json
 import textwrap
 
 from . import driver, zone
+from .cost import ASSUMPTIONS as COST_ASSUMPTIONS
 from .cost import CORE_COSTS
 from .registry import Registry
 
 #: assumptions of the core (host, driver, steps); vendors list their own
 CORE_ASSUMPTIONS = {
     **zone.ASSUMPTIONS,
+    **COST_ASSUMPTIONS,
     "retry-caps": f"within one step the driver retries -EAGAIN at most {driver.EAGAIN_LOOPS} "
                   f"times and lets the retry timer fire at most {driver.RETRY_TIMER_FIRES} "
                   "times (the kernel retries without bound)",

@@ -74,6 +74,42 @@ class Result:
     #: what a reader must know to read this result (a series that registers
     #: nothing on this vendor ...), or empty
     note: str = ""
+    #: the cost model's account (cocomem.cost.run_cost): the default profile's
+    #: estimate, every profile's, the range, overrides, assumed entries; ``cost_us``
+    #: is its ``us``
+    cost: dict[str, Any] = field(default_factory=dict)
+    #: what the run did that no counter says: ``touched`` (the guest read or wrote
+    #: hot-plugged memory), ``unaccepted_online`` (bytes online in the guest that
+    #: the first access would die on), ``parallel_counters``
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.cost:
+            self.cost_us = self.cost["us"]
+        caveat = self.caveat()
+        if caveat and caveat not in self.why:
+            self.why = f"{self.why}; {caveat}" if self.why else caveat
+
+    @property
+    def untested(self) -> bool:
+        """``ok`` without the guest having shown it: it never touched hot-plugged
+        memory, or memory it could allocate would kill it at the first touch."""
+        return self.verdict == "ok" and (self.facts.get("touched") is False
+                                         or self.facts.get("unaccepted_online", 0) > 0)
+
+    def caveat(self) -> str:
+        """Why an ``ok`` says less than it seems, in words (or empty)."""
+        if not self.untested:
+            return ""
+        words = []
+        if self.facts.get("touched") is False:
+            words.append("ok only because no step touched hot-plugged memory")
+        online = self.facts.get("unaccepted_online", 0)
+        if online:
+            size = f"{online >> 20} MiB" if online >= 1 << 20 else f"{online >> 10} KiB"
+            words.append(f"{size} of online memory is not accepted: the first allocation "
+                         f"there kills the guest")
+        return "; ".join(words)
 
     def total(self, cls: str) -> int:
         """The sum of the counters of one class (``calls``, ``exits`` ... columns)."""
@@ -84,6 +120,11 @@ class Result:
         data = {"verdict": self.verdict, "violations": self.violations,
                 "counters": self.counters, "cost_us": self.cost_us,
                 "host_bytes": self.host_bytes, "why": self.why}
+        if self.cost:
+            data["cost"] = self.cost
+        if "touched" in self.facts:
+            data["touched"] = self.facts["touched"]
+            data["unaccepted_online"] = self.facts.get("unaccepted_online", 0)
         if self.error:
             data["error"] = self.error
         if self.culprit:
@@ -111,6 +152,10 @@ class Comparison:
     expectation_failures: list[str] = field(default_factory=list)
     #: how the vendor's guest calls are called, for the reports' legends
     calls_are: str = ""
+    #: sha256 of the scenario file's text
+    scenario_sha256: str = ""
+    #: one line of the settings that decide the outcome (LoadedScenario.settings)
+    settings: str = ""
     def as_dict(self) -> dict:
         return {"scenario": self.scenario, "vendor": self.vendor,
                 "results": {name: r.as_dict() for name, r in self.results.items()}}

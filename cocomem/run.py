@@ -60,6 +60,9 @@ class RunContext:
         #: index of its last violation
         self._reported: dict[str, list[tuple[int, int]]] = {}
         self._last: dict[str, int] = {}
+        #: what the run did that no counter says (set by observers such as the
+        #: ``exercised`` check): read by the cost model and the reports
+        self.facts: dict[str, Any] = {}
 
     def count(self, name: str, n: int = 1) -> None:
         if n:

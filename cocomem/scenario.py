@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -55,6 +56,9 @@ class Guest(StrictModel):
     #: the kernel's accept_memory= parameter (lazy is its default); it matters for
     #: memory the unaccepted-memory table covers (RFC v2's plugged-bitmap design)
     accept_memory: Literal["lazy", "eager"] = "lazy"
+    #: vCPUs: allocations (a `use` step) accept lazily on all of them at once; the
+    #: virtio-mem work queue stays one thread (docs/costs.md)
+    vcpus: int = Field(default=1, ge=1, le=4096)
 
 
 class Vmm(StrictModel):
@@ -181,14 +185,47 @@ class Scenario(StrictModel):
 class LoadedScenario:
     """A validated scenario plus where it came from, for error messages."""
 
-    def __init__(self, scenario: Scenario, path: str, lines: dict[tuple, int]) -> None:
+    def __init__(self, scenario: Scenario, path: str, lines: dict[tuple, int],
+                 sha256: str = "") -> None:
         self.scenario = scenario
         self.path = path
         self.lines = lines
+        #: of the file's text, so a reply names exactly what ran
+        self.sha256 = sha256
+
+    def settings(self, vendor_cls: type) -> str:
+        """One line of the settings that decide the outcome on ``vendor_cls``: the
+        VMM's, the guest's, the vendor's options (defaults filled in), the backends'
+        options the scenario sets, and the costs it overrides."""
+        s = self.scenario
+        vmm, guest = s.vmm, s.guest
+        parts = [f"vmm {vmm.memory}, discards {'+'.join(vmm.unplug_discards) or 'none'}, "
+                 f"maps {vmm.mapping_level}"
+                 + ("" if vmm.implicit_conversion else ", no implicit conversion")]
+        changes = [str(i) for i, step in enumerate(s.steps) if step.op == "vmm"]
+        if changes:
+            parts[0] += f" (changed at step {', '.join(changes)})"
+        parts.append(f"guest {format_size(guest.memory_block_size)} blocks, "
+                     f"{format_size(s.subblock_size)} subblocks, accept_memory="
+                     f"{guest.accept_memory}, {guest.vcpus} vCPU"
+                     + ("s" if guest.vcpus > 1 else ""))
+        options = vendor_cls.Options.model_validate(s.vendor_options.get(vendor_cls.name, {}))
+        values = " ".join(f"{k}={_word(v)}" for k, v in options.model_dump().items())
+        if values:
+            parts.append(f"{vendor_cls.name} {values}")
+        for backend, raw in s.backend_options.items():
+            parts.append(f"{backend} " + " ".join(f"{k}={_word(v)}" for k, v in raw.items()))
+        if s.cost:
+            parts.append("cost " + " ".join(f"{k}={v:g}us" for k, v in s.cost.items()))
+        return "; ".join(parts)
 
     def error(self, key: tuple, message: str) -> ScenarioError:
         return ScenarioError(message, file=self.path, key=_dotted(key),
                              line=_line_of(self.lines, key))
+
+
+def _word(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _dotted(key: tuple) -> str:
@@ -260,7 +297,8 @@ def parse_scenario(text: str, path: str, vendor_names: set[str] = frozenset()) -
             loc = ("expect",) + loc[1:]
         raise ScenarioError(_pydantic_message(err), file=path, key=_dotted(loc) or None,
                             line=_line_of(lines, loc) or _line_of(lines, loc[:1])) from None
-    loaded = LoadedScenario(scenario, path, lines)
+    loaded = LoadedScenario(scenario, path, lines,
+                            hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest())
     check_geometry(loaded)
     return loaded
 

@@ -19,7 +19,7 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from . import bulk
-from .cost import CostEntry
+from .cost import CostEntry, CostProfile
 from .faults import FaultPlan
 from .host import Host, HostWords
 from .run import Event, GuestCrash, RunContext
@@ -51,6 +51,9 @@ class Vendor:
     #: counters, ``virtio_mem.*``, ``host.convert.*``, ``exit.memory_fault``, have
     #: costs in cocomem.cost.CORE_COSTS; an entry here overrides them)
     cost_table: ClassVar[dict[str, CostEntry]] = {}
+    #: named sets of costs, one per published measurement, each over cost_table;
+    #: the first is the default estimate (docs/costs.md)
+    cost_profiles: ClassVar[tuple[CostProfile, ...]] = ()
     #: model rules where no public source decides: a name, and the rule
     assumptions: ClassVar[dict[str, str]] = {}
     #: how this platform's KVM names the host's neutral actions

@@ -37,7 +37,7 @@ from cocomem.state import (
     SHARED,
 )
 from cocomem.units import PAGE_SIZE, format_size
-from cocomem.vendor import CostEntry, Vendor
+from cocomem.vendor import CostEntry, CostProfile, Vendor
 
 # RIPAS, per granule (enum ripas, arch/arm64/include/asm/rsi_cmds.h)
 EMPTY, RAM, DESTROYED = "empty", "ram", "destroyed"
@@ -126,6 +126,13 @@ COST_TABLE = {
     "host.rtt_create.*": CostEntry(us=2.0, source=_ASSUMED),
 }
 
+#: one profile: no CCA measurement disagrees with the table, since none is published
+COST_PROFILES = (
+    CostProfile(name="assumed", source=_ASSUMED + ": every entry (cca-costs)", serial_share=1.0,
+                serial_source=_ASSUMED + ": no published CCA vCPU scaling, so more "
+                                         "vCPUs gain nothing"),
+)
+
 HOST_WORDS = HostWords(
     fault="exit.data_abort",
     fault_fn="KVM rec_exit_sync_dabt -> gmem_abort (RMI_EXIT_SYNC, data abort)",
@@ -155,6 +162,7 @@ class Cca(Vendor):
     kinds = {"linear-map-invalid": "crashed", "ripas-change-stuck": "crashed"}
     fault_calls = {CALL_NAME: STATUSES}
     cost_table = COST_TABLE
+    cost_profiles = COST_PROFILES
     assumptions = ASSUMPTIONS
     host_words = HOST_WORDS
     calls_are = "RSI SMC"

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from cocomem.checks import VMM, Check
 from cocomem.hookspecs import hookimpl
 from cocomem.run import Event, GuestCrash
 from cocomem.runmap import differences
-from cocomem.state import MANAGED, PRESENT
+from cocomem.state import BUDDY, MANAGED, PRESENT
+from cocomem.units import PAGE_SIZE
 
 
 class AccessUnaccepted(Check):
@@ -141,9 +144,49 @@ class AcceptPanic(Check):
     events = ()
 
 
+class Exercised(Check):
+    """Reports no violation: it records what the run exercised, in the run's facts,
+    for the verdict's honesty and the cost model (docs/costs.md)."""
+
+    name = "exercised"
+    description = ("what the run exercised: whether the guest touched hot-plugged memory, "
+                   "memory online but not accepted at the end, and the counts made by "
+                   "allocations on every vCPU (`use` steps)")
+    kinds = {}
+    events = ("step", "step.end", "crash", "guest.access")
+
+    def __init__(self, run) -> None:
+        super().__init__(run)
+        self.touched = False
+        self.before: Counter[str] | None = None
+        self.parallel: Counter[str] = Counter()
+
+    def on_event(self, event: Event) -> None:
+        if event.name == "guest.access" or (event.name == "crash"
+                                            and event.info["kind"] == "access-unaccepted"):
+            self.touched = True
+        elif event.name == "step":
+            step = self.run.scenario.steps[event.info["index"]]
+            # allocations run on every vCPU at once (use-runs-on-all-vcpus)
+            self.before = Counter(self.run.ctx.counters) if step.op == "use" else None
+        if event.name in ("step.end", "crash") and self.before is not None:
+            self.parallel.update(Counter(self.run.ctx.counters) - self.before)
+            self.before = None
+
+    def on_finish(self) -> None:
+        run = self.run
+        dead = 0
+        if run.crashed_at is None:
+            for start, end in run.driver.page.runs_where(0, run.host.npages, BUDDY):
+                dead += sum(e - s for s, e in run.vendor.inaccessible(start, end))
+        run.ctx.facts.update(touched=self.touched, unaccepted_online=dead * PAGE_SIZE)
+        if self.parallel:
+            run.ctx.facts["parallel_counters"] = dict(self.parallel)
+
+
 BUILTIN_CHECKS = (AccessUnaccepted, AcceptPanic, StaleAssumedZero, AcceptUnbacked,
                   UseAfterUnplug, StateMismatch, DoubleAccept, DeviceBroken, Leak,
-                  PrivateResidue)
+                  PrivateResidue, Exercised)
 
 
 @hookimpl

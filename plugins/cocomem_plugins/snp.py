@@ -34,7 +34,7 @@ from cocomem.state import (
     with_level,
 )
 from cocomem.units import align_up
-from cocomem.vendor import CostEntry, Vendor
+from cocomem.vendor import CostEntry, CostProfile, Vendor
 
 # PVALIDATE results (arch/x86/include/asm/sev.h). FAIL_NOUPDATE (255) is
 # Linux's value for rFLAGS.CF = 1 (no RMP update), not a hardware code.
@@ -122,6 +122,13 @@ COST_TABLE = {
                                                          "PSC entries"),
 }
 
+#: one profile: no SEV-SNP measurement disagrees with the table, since none is published
+COST_PROFILES = (
+    CostProfile(name="assumed", source=_NO_FIGURE, serial_share=1.0,
+                serial_source=_ASSUMED + ": no published SEV-SNP vCPU scaling, so more "
+                                         "vCPUs gain nothing"),
+)
+
 HOST_WORDS = HostWords(
     fault="exit.npf", fault_fn="KVM npf_interception (#VMEXIT(NPF))",
     add="host.rmp_make_private", add_fn="KVM sev_gmem_prepare (rmp_make_private)",
@@ -150,6 +157,7 @@ class Snp(Vendor):
         "snp.rescind": tuple(PVALIDATE_CODES),
     }
     cost_table = COST_TABLE
+    cost_profiles = COST_PROFILES
     assumptions = ASSUMPTIONS
     counters = {
         **declare(CALL, "snp.psc.{ok,error}",
