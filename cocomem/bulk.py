@@ -67,18 +67,21 @@ class Recording:
         return room(self.faults, self.calls)
 
     def merged_events(self, base: int) -> list[tuple[str, int, int, dict[str, Any]]]:
-        """The recorded events as (name, offset from ``base``, length, info), adjacent
-        equal ones joined."""
+        """The recorded events as (name, offset from ``base``, length, info), each
+        joined with the last one of its name and info where they are adjacent (a
+        per-page walk emitting several kinds per page gives one event per kind)."""
         out: list[list] = []
+        last: dict[tuple, list] = {}
         for e in self.events:
             if e.start is None:
                 continue
-            last = out[-1] if out else None
-            if (last and last[0] == e.name and last[3] == e.info
-                    and last[1] + last[2] == e.start - base):
-                last[2] += e.end - e.start
+            key = (e.name, tuple(sorted(e.info.items(), key=lambda item: item[0])))
+            item = last.get(key)
+            if item is not None and item[1] + item[2] == e.start - base:
+                item[2] += e.end - e.start
             else:
-                out.append([e.name, e.start - base, e.end - e.start, e.info])
+                item = last[key] = [e.name, e.start - base, e.end - e.start, e.info]
+                out.append(item)
         return [tuple(item) for item in out]
 
 
