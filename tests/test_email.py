@@ -5,7 +5,7 @@ scenario's hash and settings, violations per kind, assumed costs named, and an
 from __future__ import annotations
 
 import hashlib
-import shlex
+import subprocess
 from pathlib import Path
 
 from cocomem_plugins.reports import EmailReport
@@ -18,16 +18,18 @@ SHIPPED = "scenarios/noop-unplug-replug.yaml"
 
 
 def reproduce(text: str) -> list[str]:
-    """The command as a shell reads the pasted lines: backslash-newline vanishes."""
-    block = text.split("Reproduce:\n", 1)[1].split("\n\n", 1)[0]
-    return shlex.split(block.removeprefix("  $ ").replace("\\\n", ""))
+    """The words a shell reads from the pasted lines (as printf prints them)."""
+    block = text.split("Reproduce:\n", 1)[1].split("\n\n", 1)[0].removeprefix("  $ ")
+    out = subprocess.run(["sh", "-c", 'printf "%s\\0" ' + block], capture_output=True,
+                         text=True, check=True).stdout
+    return out.split("\0")[:-1]
 
 
 def test_the_header_names_version_hash_and_settings():
     out = cli("compare", SHIPPED, "--format", "email").stdout
     digest = hashlib.sha256(Path(SHIPPED).read_bytes()).hexdigest()[:16]
     flat = " ".join(out.split())
-    assert f"File: {SHIPPED} (sha256 {digest}), cocomem {__version__}" in flat
+    assert f"File: {SHIPPED} (sha256 {digest}) Tool: cocomem {__version__}" in flat
     assert ("Settings: vmm start-private, discards shared, maps 4k; guest 128MiB blocks, "
             "2MiB subblocks, accept_memory=lazy, 1 vCPU; tdx page_release=true") in flat
     assert "[1] Assumed costs, no published figure: exit.map_gpa," in flat
@@ -36,8 +38,9 @@ def test_the_header_names_version_hash_and_settings():
 
 
 def test_the_reproduce_line_reproduces_with_plugins_and_odd_paths(tmp_path: Path):
-    (tmp_path / "my plugins").mkdir()
-    plugin = write_plugin(tmp_path / "my plugins" / "boomer.py", BOOM_PLUGIN)
+    deep = tmp_path / "my plugins" / ("a-folder-with-a-long-name-" * 3)
+    deep.mkdir(parents=True)
+    plugin = write_plugin(deep / "boomer's.py", BOOM_PLUGIN)
     out = cli("compare", SHIPPED, "--plugin", plugin, "--backend", "callbacks", "--backend",
               "boom", "--vendor", "tdx", "--format", "email").stdout
     words = reproduce(out)

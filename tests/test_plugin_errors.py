@@ -6,6 +6,7 @@ cannot capture scenario keys."""
 from __future__ import annotations
 
 import json
+import subprocess
 from importlib.metadata import EntryPoint
 from pathlib import Path
 
@@ -252,13 +253,9 @@ def register_backends(register):
 ''')
     email = cli("compare", SHIPPED, "--plugin", path, "--format", "email").stdout
     lines = email.splitlines()
-    start = lines.index("Reproduce:") + 1
-    command = []
-    for line in lines[start:]:
-        if not line.strip():
-            break
-        command.append(line.strip().removeprefix("$ ").removesuffix(" \\"))
-    joined = " ".join(command)
-    assert f"--plugin '{path}'" in joined
-    # a word longer than a line (this temporary path) is the only thing over 72 columns
-    assert all(len(line) <= 72 for line in lines if str(path) not in line)
+    block = email.split("Reproduce:\n", 1)[1].split("\n\n", 1)[0].removeprefix("  $ ")
+    words = subprocess.run(["sh", "-c", 'printf "%s\\0" ' + block], capture_output=True,
+                           text=True, check=True).stdout.split("\0")
+    assert words[words.index("--plugin") + 1] == str(path)  # as the shell reads it back
+    # a word longer than a line (this temporary path) is folded where the shell rejoins it
+    assert all(len(line) <= 72 for line in lines)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import shlex
 import textwrap
 
@@ -111,11 +110,11 @@ class TableReport(Report):
 
 
 def shell_lines(command: str, width: int = EMAIL_WIDTH) -> list[str]:
-    """``$ command`` folded with backslashes so every line fits and still pastes:
-    "--option value" stays on one line when it fits one, and a word longer than a
-    line is cut where the shell joins it again."""
+    """``$ command``, its words quoted by shlex, folded with backslashes so every line
+    fits and still pastes: "--option value" stays on one line when it fits one, and
+    a word longer than a line is cut where the shell joins it again."""
     groups: list[list[str]] = []
-    for word in map(_quote, shlex.split(command)):
+    for word in map(shlex.quote, shlex.split(command)):
         if groups and groups[-1][0].startswith("--") and len(groups[-1]) == 1 \
                 and not word.startswith("--"):
             groups[-1].append(word)
@@ -132,26 +131,43 @@ def shell_lines(command: str, width: int = EMAIL_WIDTH) -> list[str]:
         if len(line) + 1 + len(word) > width - 2 and line != "  $":
             lines.append(line + " \\")
             line = indent
+        start = len(line) + 1
         line += " " + word
         while len(line) > width - 2:
-            # the shell drops a backslash-newline inside an unquoted or double-quoted
-            # word, so the rest of the word starts in column 0; never cut between a
-            # backslash and what it escapes
-            cut = width - 1
-            while line[cut - 1] == "\\":
-                cut -= 1
-            lines.append(line[:cut] + "\\")
-            line = line[cut:]
+            head, rest = _cut(line, start, width - 1)
+            if not rest:
+                break  # nowhere to cut: the line stays long
+            lines.append(head)
+            line, start = rest, 0
     return lines + [line]
 
 
-def _quote(word: str) -> str:
-    """shlex.quote, but double quotes where quoting is needed: inside them a long
-    word can still be folded with backslash-newline."""
-    quoted = shlex.quote(word)
-    if quoted == word or "!" in word:  # "!" would be history expansion in double quotes
-        return quoted
-    return '"' + re.sub(r'([$`"\\])', r"\\\1", word) + '"'
+def _cut(line: str, start: int, room: int) -> tuple[str, str]:
+    """Split ``line`` inside its last word (from ``start``), which is too long: the
+    shell drops a backslash-newline, so the word goes on in column 0; inside single
+    quotes the quote is closed before the backslash and opened again after it
+    (adjacent quoted strings are one word). Never next to a quote character."""
+    for cut in range(room - 1, start + 1, -1):
+        if any(c in "'\"" for c in line[cut - 2:cut + 2]):
+            continue
+        quote = _open_quote(line[start:cut])
+        if quote is None:
+            return line[:cut] + "\\", line[cut:]
+        if quote == "'":
+            return line[:cut] + "'\\", "'" + line[cut:]
+    return line, ""
+
+
+def _open_quote(text: str) -> str | None:
+    """The quote still open at the end of ``text`` (shell rules, no escapes: what
+    shlex.quote writes), or None."""
+    quote = None
+    for char in text:
+        if quote is None and char in "'\"":
+            quote = char
+        elif char == quote:
+            quote = None
+    return quote
 
 
 class EmailReport(Report):
@@ -173,7 +189,8 @@ class EmailReport(Report):
         title = first.scenario if several else f"{first.scenario} (vendor {first.vendor})"
         out = _wrapped(f"Scenario: {title}")
         digest = f" (sha256 {first.scenario_sha256[:16]})" if first.scenario_sha256 else ""
-        out += _wrapped(f"File: {first.scenario_file}{digest}, cocomem {__version__}")
+        out += _wrapped(f"File: {first.scenario_file}{digest}")
+        out.append(f"Tool: cocomem {__version__}")
         if not several and first.settings:
             out += _wrapped(f"Settings: {first.settings}")
         out += ["Reproduce:", *shell_lines(first.command), ""]
@@ -201,13 +218,27 @@ def _wrapped(text: str, indent: str = "  ") -> list[str]:
     return textwrap.wrap(text, EMAIL_WIDTH, subsequent_indent=indent, break_on_hyphens=False)
 
 
+def _all_assumed(cost: dict) -> bool:
+    return cost.get("assumed_share", 0.0) >= 0.995 or not cost.get("us")
+
+
 def _assumed_footnote(comparisons: list[Comparison]) -> list[str]:
-    """[1]: the cost entries the estimates used that no published figure gives."""
-    names = sorted({name for c in comparisons for r in c.results.values()
-                    for name in r.cost.get("assumed", ())})
-    if not names:
+    """[1]: the cost entries the estimates used that no published figure gives, per
+    vendor when there are several."""
+    parts = []
+    for c in comparisons:
+        costs = [r.cost for r in c.results.values() if r.cost]
+        names = sorted({name for cost in costs for name in cost.get("assumed", ())})
+        if not names:
+            continue
+        if all(_all_assumed(cost) for cost in costs):
+            listed = "every entry"
+        else:
+            listed = ", ".join(names)
+        parts.append(f"{c.vendor}: {listed}" if len(comparisons) > 1 else listed)
+    if not parts:
         return []
-    return ["", *_wrapped("[1] Assumed costs, no published figure: " + ", ".join(names)
+    return ["", *_wrapped("[1] Assumed costs, no published figure: " + "; ".join(parts)
                           + ". `cocomem costs` prints every entry with its source.",
                           "    ")]
 
@@ -222,6 +253,9 @@ def _cost_lines(comparison: Comparison) -> list[str]:
     info = costs[0]
     vcpus = info.get("vcpus", 1)
     head = f"Cost [1] ({vcpus} vCPU{'s' if vcpus > 1 else ''}): {info['profile']}"
+    if len(info["profiles"]) == 1 and all(_all_assumed(c) for c in costs):
+        return _wrapped(f"{head}; every entry used on {comparison.vendor} is an assumption "
+                        "(no published figure).") + [""]
     ends = {tuple(c["range_profiles"]) for c in costs
             if c["range_us"][1] - c["range_us"][0] >= 0.005 * max(c["range_us"][1], 1e-9)}
     ranged = info.get("range_of", [])
