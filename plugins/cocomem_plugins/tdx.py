@@ -285,13 +285,19 @@ class Tdx(Vendor):
         span_end = host.uniform_end(pos, end)
         chunks = (span_end - pos) // PAGES_PER_2M
         first_end = pos + PAGES_PER_2M
-        done = pos
         with Recording(self) as first:
-            while done < first_end:
-                size = self._try_accept_one(done, end, try_one, succeeded)
-                if not size:
-                    return done - pos, False
-                done += size
+            # the chunk's first call may try 1G and 2M; its other 4K calls are alike
+            size = self._try_accept_one(pos, end, try_one, succeeded)
+            if not size:
+                return 0, False
+
+            def accept_4k(page: int, _end: int) -> tuple[int, bool]:
+                size = self._try_accept_one(page, end, try_one, succeeded)
+                return page + size, bool(size)
+
+            done, ok = self.each(pos + size, first_end, accept_4k)
+            if not ok:
+                return done - pos, False
         if done != first_end or chunks < 2 or not first.clean:
             # a chunk that met an injected status is no pattern for the next ones
             return done - pos, True
