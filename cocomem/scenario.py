@@ -199,16 +199,15 @@ class LoadedScenario:
         options the scenario sets, and the costs it overrides."""
         s = self.scenario
         vmm, guest = s.vmm, s.guest
-        parts = [f"vmm {vmm.memory}, discards {'+'.join(vmm.unplug_discards) or 'none'}, "
-                 f"maps {vmm.mapping_level}"
-                 + ("" if vmm.implicit_conversion else ", no implicit conversion")]
+        parts = [f"vmm memory={vmm.memory} discards={'+'.join(vmm.unplug_discards) or 'none'}"
+                 f" mapping={vmm.mapping_level}"
+                 + ("" if vmm.implicit_conversion else " implicit_conversion=false")]
         changes = [str(i) for i, step in enumerate(s.steps) if step.op == "vmm"]
         if changes:
             parts[0] += f" (changed at step {', '.join(changes)})"
-        parts.append(f"guest {format_size(guest.memory_block_size)} blocks, "
-                     f"{format_size(s.subblock_size)} subblocks, accept_memory="
-                     f"{guest.accept_memory}, {guest.vcpus} vCPU"
-                     + ("s" if guest.vcpus > 1 else ""))
+        parts.append(f"guest blocks={format_size(guest.memory_block_size)} subblocks="
+                     f"{format_size(s.subblock_size)} accept_memory={guest.accept_memory} "
+                     f"vcpus={guest.vcpus}")
         options = vendor_cls.Options.model_validate(s.vendor_options.get(vendor_cls.name, {}))
         values = " ".join(f"{k}={_word(v)}" for k, v in options.model_dump().items())
         if values:

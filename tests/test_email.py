@@ -30,8 +30,9 @@ def test_the_header_names_version_hash_and_settings():
     digest = hashlib.sha256(Path(SHIPPED).read_bytes()).hexdigest()[:16]
     flat = " ".join(out.split())
     assert f"File: {SHIPPED} (sha256 {digest}) Tool: cocomem {__version__}" in flat
-    assert ("Settings: vmm start-private, discards shared, maps 4k; guest 128MiB blocks, "
-            "2MiB subblocks, accept_memory=lazy, 1 vCPU; tdx page_release=true") in flat
+    assert ("Settings: vmm memory=start-private discards=shared mapping=4k; guest "
+            "blocks=128MiB subblocks=2MiB accept_memory=lazy vcpus=1; tdx page_release=true"
+            ) in flat
     assert "[1] Assumed costs, no published figure: exit.map_gpa," in flat
     assert "cocomem costs` prints every entry with its source" in flat
     assert all(len(line) <= 72 for line in out.splitlines())
