@@ -245,13 +245,14 @@ class BackendRun:
                 batch = self.driver.zone.allocations_before_top_up(todo)
             if not batch:
                 return
-            topped = steady.topped_up(begun, accept_record)
-            alloc, free_before = steady.free_pages(batch) if topped else (0, None)
+            accepted = steady.topped_up(begun, accept_record)
+            alloc, free_before = steady.free_pages(batch) if accepted else (0, None)
             with Recording(self.vendor) as alloc_record:
                 self._allocate(batch)
             if todo is not None:
                 todo -= batch
-            cycle = topped and steady.cycle(topped, alloc, batch, free_before, alloc_record)
+            cycle = accepted and steady.cycle(accepted, alloc, batch, free_before,
+                                              alloc_record)
             if cycle:
                 done = steady.repeat(cycle, todo)
                 if todo is not None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from . import bulk
+from . import bulk, chunks
 from .state import BUDDY, PAGES_PER_MAX_ORDER, USED
 
 if TYPE_CHECKING:
@@ -30,17 +30,11 @@ CHUNK = PAGES_PER_MAX_ORDER
 
 @dataclass
 class Cycle:
-    """One cycle that ran for real: the accept of chunk ``head`` (its pending units
-    were ``[pend_start, pend_end)``, in host state ``pend_before`` -> ``accepted``)
-    and the allocation of ``[alloc, alloc + CHUNK)`` (``free_before`` ->
-    ``used``), with what each half counted, called and emitted."""
+    """One cycle that ran for real: the accept of its head chunk, and the
+    allocation of ``[alloc, alloc + CHUNK)`` (host state ``free_before`` ->
+    ``used``), with what it counted, called and emitted."""
 
-    head: int
-    pend_start: int
-    pend_end: int
-    pend_before: tuple
-    accepted: tuple
-    accept_record: bulk.Recording
+    accept: chunks.ChunkAccept
     alloc: int
     free_before: tuple
     used: tuple
@@ -57,32 +51,27 @@ class SteadyUse:
         self.zone = driver.zone
         self.unaccepted = driver.zone.unaccepted
 
-    def begin(self) -> tuple[int, int, int, tuple] | None:
-        """Before a top-up: (head chunk, pending run, its host state), when the
-        head chunk's accept would be one call over one uniform run."""
+    def begin(self) -> tuple[int, tuple[int, tuple]] | None:
+        """Before a top-up: the head chunk, when its accept would be one call over
+        one uniform run (see cocomem.chunks.pending_run)."""
         zone = self.zone
-        if not (bulk.ENABLED and zone.lazy and zone.deferred):
+        if not (zone.lazy and zone.deferred):
             return None
         head = zone.deferred[0][0]
-        pending = self.unaccepted.pending(*self.unaccepted._guarded(head, head + CHUNK))
-        if len(pending) != 1 or pending[0][1] - pending[0][0] != CHUNK:
-            return None
-        start, end = pending[0]
-        before = self.host.uniform_values(start, end)
-        return None if before is None else (head, start, end, before)
+        found = chunks.pending_run(self.unaccepted, head, head + CHUNK)
+        return None if found is None else (head, found)
 
-    def topped_up(self, begun: tuple[int, int, int, tuple] | None,
-                  record: bulk.Recording) -> tuple | None:
-        """After the top-up: ``begun`` with the accepted run's host state, when the
-        top-up accepted exactly the head chunk, cleanly, into one state."""
-        if begun is None or not record.clean:
+    def topped_up(self, begun: tuple[int, tuple[int, tuple]] | None,
+                  record: bulk.Recording) -> chunks.ChunkAccept | None:
+        """After the top-up ``record`` watched: its accept, when it accepted exactly
+        the head chunk, cleanly, into one state."""
+        if begun is None:
             return None
-        head, start, end, _ = begun
+        head, found = begun
         deferred = self.zone.deferred
         if not deferred or deferred[0][0] != head + CHUNK:
             return None
-        accepted = self.host.uniform_values(start, end)
-        return None if accepted is None else (*begun, accepted, record)
+        return chunks.finished(self.unaccepted, head, head + CHUNK, found, record)
 
     def free_pages(self, batch: int) -> tuple[int, tuple | None]:
         """Where the next ``batch`` allocations start, and the host state of their
@@ -92,19 +81,16 @@ class SteadyUse:
             return 0, None
         return first[0], self.host.uniform_values(first[0], first[0] + batch)
 
-    def cycle(self, topped: tuple, alloc: int, batch: int, free_before: tuple | None,
-              alloc_record: bulk.Recording) -> Cycle | None:
-        """The cycle that just ran, if it is one to repeat: it accepted exactly its
-        head chunk and allocated one chunk's worth of contiguous pages, into one
-        state."""
+    def cycle(self, accept: chunks.ChunkAccept, alloc: int, batch: int,
+              free_before: tuple | None, alloc_record: bulk.Recording) -> Cycle | None:
+        """The cycle that just ran, if it is one to repeat: after its accept, it
+        allocated one chunk's worth of contiguous pages, into one state."""
         if batch != CHUNK or free_before is None or not alloc_record.clean:
             return None
         used = self.host.uniform_values(alloc, alloc + CHUNK)
         if used is None:
             return None
-        head, start, end, before, accepted, accept_record = topped
-        return Cycle(head, start, end, before, accepted, accept_record,
-                     alloc, free_before, used, alloc_record)
+        return Cycle(accept, alloc, free_before, used, alloc_record)
 
     def repeat(self, cycle: Cycle, todo: int | None) -> int:
         """Apply as many more cycles like ``cycle`` as the state ahead allows;
@@ -112,52 +98,45 @@ class SteadyUse:
         times = self._times(cycle, todo)
         if times <= 0:
             return 0
-        shift, span = CHUNK, times * CHUNK
-        zone, host, vendor = self.zone, self.host, self.vendor
-        calls = cycle.accept_record.calls + cycle.alloc_record.calls
-        bulk.add_counts(vendor, cycle.accept_record.counters + cycle.alloc_record.counters,
-                        calls, times)
+        span = times * CHUNK
+        zone, vendor = self.zone, self.vendor
         # the accept side: the next chunks leave the list, their units are accepted
-        head = cycle.head + shift
+        head = cycle.accept.chunk + CHUNK
         run = zone.deferred[0]
         run[0] = head + span
         if run[0] == run[1]:
             zone.deferred.popleft()
         zone.page.set(head, head + span, BUDDY)
-        pend = cycle.pend_start + shift
-        self.unaccepted.unaccepted.set(pend, pend + span, False)
-        host.set_uniform(pend, pend + span, cycle.accepted)
+        chunks.apply_accepts(self.unaccepted, cycle.accept, times)
         # the allocation side: the lowest free pages are taken and written
-        alloc = cycle.alloc + shift
+        alloc = cycle.alloc + CHUNK
+        record = cycle.alloc_record
+        bulk.add_counts(vendor, record.counters, record.calls, times)
         zone.page.set(alloc, alloc + span, USED)
-        host.set_uniform(alloc, alloc + span, cycle.used)
-        ctx = vendor.ctx
-        bulk.emit_tiled(ctx, cycle.accept_record.merged_events(cycle.head), head, times, shift)
-        bulk.emit_tiled(ctx, cycle.alloc_record.merged_events(cycle.alloc), alloc, times, shift)
-        ctx.emit("repeat", alloc, alloc + span, times=times, piece=shift, fn="cond_accept_memory")
+        self.host.set_uniform(alloc, alloc + span, cycle.used)
+        bulk.emit_tiled(vendor.ctx, record.merged_events(cycle.alloc), alloc, times, CHUNK)
+        vendor.ctx.emit("repeat", alloc, alloc + span, times=times, piece=CHUNK,
+                        fn="cond_accept_memory")
         return span
 
     def _times(self, cycle: Cycle, todo: int | None) -> int:
         """How many cycles ahead are like ``cycle``: each chunk still listed in the
         same run (one is left for the real path, whose guard unit may fall
-        elsewhere), pending and in the state ``cycle``'s chunk was, every page to
-        allocate free and in the state ``cycle``'s were, no fault in between."""
+        elsewhere) and accepted alike, every page to allocate free and in the state
+        ``cycle``'s were, no fault in between."""
         zone, host = self.zone, self.host
         run_start, run_end = zone.deferred[0]
         times = (run_end - run_start) // CHUNK - 1
         if todo is not None:
             times = min(times, todo // CHUNK)
-        room = bulk.room(self.vendor.faults,
-                         cycle.accept_record.calls + cycle.alloc_record.calls)
+        room = bulk.room(self.vendor.faults, cycle.accept.record.calls + cycle.alloc_record.calls)
         if room is not None:
             times = min(times, room)
         if times <= 0 or any(e.start is None for record in
-                             (cycle.accept_record, cycle.alloc_record) for e in record.events):
+                             (cycle.accept.record, cycle.alloc_record) for e in record.events):
             return 0
-        pend, span = cycle.pend_start + CHUNK, times * CHUNK
-        if (self.unaccepted.pending(pend, pend + span) != [(pend, pend + span)]
-                or host.uniform_values(pend, pend + span) != cycle.pend_before):
-            return 0
+        times = chunks.accepts_like(self.unaccepted, cycle.accept, times)
+        span = times * CHUNK
         # the pages to allocate: free ones up to the list's head, then the listed
         # chunks as they are accepted on the way
         alloc = cycle.alloc + CHUNK
@@ -167,7 +146,6 @@ class SteadyUse:
             if (free[2] != BUDDY or free[1] != free_end
                     or host.uniform_values(alloc, free_end) != cycle.free_before):
                 return 0
-        if alloc + span > run_start and cycle.accepted != cycle.free_before:
+        if alloc + span > run_start and cycle.accept.after != cycle.free_before:
             return 0
         return times
-

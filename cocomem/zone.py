@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections import deque
 
+from . import chunks
 from .run import RunContext
 from .runmap import RunMap
 from .state import BUDDY, MANAGED, PAGES_PER_MAX_ORDER, UNACCEPTED
@@ -77,15 +78,22 @@ class Zone:
             return
         if self.lazy and order_pages == CHUNK and self._defer_uniform(start, end):
             return
-        for s in range(start, end, order_pages):
+        s = start
+        while s < end:
             e = s + order_pages
             if not self.unaccepted.range_contains_unaccepted_memory(s, e):
                 self.page.set(s, e, BUDDY)
             elif self.lazy and order_pages == CHUNK:
                 self._defer(s, e)
             else:
-                self.unaccepted.accept_memory(s, e)
+                done = chunks.accept_recorded(self.unaccepted, s, e)
+                times = done and chunks.accepts_like(self.unaccepted, done,
+                                                     (end - e) // order_pages)
+                if times:  # the chunks that follow, accepted alike, at once
+                    chunks.apply_accepts(self.unaccepted, done, times)
+                    e += times * order_pages
                 self.page.set(s, e, BUDDY)
+            s = e
 
     def _defer_uniform(self, start: int, end: int) -> bool:
         # every chunk contains unaccepted memory when every unit of the range is
