@@ -192,7 +192,8 @@ def run_cost(counters: Mapping[str, int], vendor_cls: type, scenario: Any,
         us, _ = _event_us(name, tables, vcpus)
         if isinstance(entry, CostEntry) and entry.assumed and us and n:
             assumed[key] = assumed.get(key, 0.0) + n * us
-    total_serial = profile_cost(counters, vendor_cls, default, overrides, 1)
+    # one thread's work with the same per-event costs as ``assumed``
+    total_serial = profile_cost(counters, vendor_cls, default, overrides, vcpus)
     return {
         "us": by_profile[default.name],
         "profile": default.name,

@@ -62,6 +62,7 @@ steps: [{plug: 128MiB}, {use: all}, {unplug: 128MiB}]
     assert removes == 32768
     # callbacks accepts from the work queue: only the removals (tdx_track) cost more
     assert eight.cost_us - one.cost_us == pytest.approx(removes * 7 * 0.5)
+    assert 0 < one.cost["assumed_share"] < eight.cost["assumed_share"] <= 1
 
 
 def test_lazy_acceptance_from_allocations_runs_on_every_vcpu():
