@@ -264,6 +264,8 @@ def schema_cmd(plugin: PluginOpt = []) -> None:  # noqa: B006
 
 from . import cli_costs  # noqa: E402,F401
 
+from . import cli_explore  # noqa: E402,F401  # isort: skip
+
 
 def main() -> None:
     """The ``cocomem`` command: typer's own usage errors are one line too."""

@@ -1,11 +1,89 @@
-"""Fault injection: the Nth call of an operation returns a chosen status."""
+"""Fault injection: the Nth call of an operation returns a chosen status.
+
+A plan can also keep a log of the calls it counted (see :func:`observe`): which
+calls were made one by one and which were counted at once by the bulk mechanism
+(:meth:`FaultPlan.skip`). ``cocomem explore`` groups the calls of one bulk run by
+their place in the repeated piece: see :class:`Segment`.
+"""
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 from .scenario import Fault
+
+#: the plans being observed: observe() appends a list, each new plan joins the last one
+_observers: list[list[FaultPlan]] = []
+
+
+@contextmanager
+def observe() -> Iterator[list[FaultPlan]]:
+    """Every FaultPlan made inside the block keeps its call log and is added to
+    the list this yields."""
+    plans: list[FaultPlan] = []
+    _observers.append(plans)
+    try:
+        yield plans
+    finally:
+        _observers.remove(plans)
+
+
+@dataclass
+class Segment:
+    """Calls ``first .. first + count - 1`` (1-based) of one operation.
+
+    ``origin`` 0: the calls were made one by one. Otherwise they were counted at
+    once and repeat, in order and over and over, the ``period`` calls from
+    ``origin`` on: the piece the bulk mechanism ran for real just before
+    (``origin = first - period``), or the earlier call that a replay copied.
+    """
+
+    first: int
+    count: int
+    period: int = 0
+    origin: int = 0
+    #: counted at once (by the bulk mechanism), whether or not it is grouped
+    bulk: bool = False
+
+    @property
+    def end(self) -> int:
+        return self.first + self.count
+
+
+#: calls ``start, start + step, ...`` (``count`` of them)
+Progression = tuple[int, int, int]
+
+
+def groups(segments: list[Segment]) -> dict[int, list[Progression]]:
+    """The calls of ``segments`` in groups: a call made one by one heads a group,
+    and every counted call joins the group of the call it repeats (the call at
+    its place in the piece, and so on back to a call made one by one). Returns
+    head -> the calls of its group (the head first) as progressions."""
+    firsts = [s.first for s in segments]
+
+    def head(nth: int) -> int:
+        while True:
+            segment = segments[bisect_right(firsts, nth) - 1]
+            if not segment.origin:
+                return nth
+            nth = segment.origin + (nth - segment.first) % segment.period
+
+    out: dict[int, list[Progression]] = {}
+    for segment in segments:
+        if not segment.origin:
+            for nth in range(segment.first, segment.end):
+                out[nth] = [(nth, 1, 1)]
+            continue
+        times, rest = divmod(segment.count, segment.period)
+        for offset in range(min(segment.period, segment.count)):
+            count = times + (offset < rest)
+            out[head(segment.origin + offset)].append((segment.first + offset,
+                                                       segment.period, count))
+    return out
 
 
 class FaultPlan:
@@ -18,11 +96,20 @@ class FaultPlan:
         self.calls: Counter[str] = Counter()
         #: how many calls got an injected status so far
         self.injected = 0
+        #: per operation, its calls in order (kept only for an observed plan)
+        self.log: dict[str, list[Segment]] | None = None
+        #: (call, segment) counted at once, for the next bulk event to explain
+        self._unresolved: list[tuple[str, Segment]] = []
+        if _observers:
+            self.log = {}
+            _observers[-1].append(self)
 
     def take(self, call: str) -> str | None:
         """Count one call of ``call``; return the injected status, if any."""
         self.calls[call] += 1
         n = self.calls[call]
+        if self.log is not None:
+            self._note_taken(call, n)
         for fault in self._faults.get(call, ()):
             if fault.nth <= n < fault.nth + fault.count:
                 self.injected += 1
@@ -39,4 +126,45 @@ class FaultPlan:
 
     def skip(self, call: str, n: int) -> None:
         """Count ``n`` unfaulted calls at once (the bulk path)."""
+        if n and self.log is not None:
+            segment = Segment(self.calls[call] + 1, n, bulk=True)
+            self.log.setdefault(call, []).append(segment)
+            self._unresolved.append((call, segment))
         self.calls[call] += n
+
+    # -- the log ---------------------------------------------------------
+
+    def _note_taken(self, call: str, n: int) -> None:
+        segments = self.log.setdefault(call, [])
+        last = segments[-1] if segments else None
+        if last is not None and not last.bulk and last.end == n:
+            last.count += 1
+        else:
+            segments.append(Segment(n, 1))
+
+    def repeated(self, times: int) -> None:
+        """The calls counted since the last bulk event repeat, ``times`` times, the
+        calls of the piece made just before them (the bulk mechanism's ``repeat``
+        event). A count that ``times`` does not divide stays ungrouped."""
+        for _, segment in self._unresolved:
+            if times > 0 and segment.count % times == 0:
+                segment.period = segment.count // times
+                segment.origin = max(0, segment.first - segment.period)
+        self._unresolved.clear()
+
+    def replayed(self, before: dict[str, int] | None) -> None:
+        """The calls counted since the last bulk event repeat the calls of an earlier
+        walk (a replay), which began when ``before`` calls of each operation had
+        been made; None: that walk is unknown, the calls stay ungrouped."""
+        for call, segment in self._unresolved:
+            origin = before.get(call, 0) + 1 if before is not None else 0
+            if origin and origin + segment.count <= segment.first:
+                segment.period = segment.count
+                segment.origin = origin
+        self._unresolved.clear()
+
+    def segments(self, call: str) -> list[Segment]:
+        """The observed log of ``call`` (counts no bulk event explained stay
+        ungrouped)."""
+        self._unresolved.clear()
+        return list((self.log or {}).get(call, ()))

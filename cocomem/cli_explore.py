@@ -1,0 +1,107 @@
+"""``cocomem explore`` and ``cocomem sweep``: many runs of one scenario.
+
+Registered on the ``app`` of :mod:`cocomem.cli`, which imports this module at
+its end (importing cli back at module level would be an import circle, so cli is
+imported when registering and inside the commands). Like every command, they
+import the model inside the command, so ``cocomem --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from .errors import CocomemError
+
+if TYPE_CHECKING:
+    from .parallel import Spec
+
+PluginOpt = Annotated[list[str], typer.Option("--plugin", help="Load one more plugin file.")]
+BackendOpt = Annotated[list[str], typer.Option("--backend", "-b", help="Backend to run "
+                                                "(repeatable; default: the scenario's, or all).")]
+VendorOpt = Annotated[str | None, typer.Option("--vendor", help="Run on this vendor instead of "
+                                               "the scenario's.")]
+JobsOpt = Annotated[int, typer.Option("--jobs", "-j", min=1, help="Run on N local worker "
+                                      "processes (a worker that dies is reported).")]
+SchedulerOpt = Annotated[str | None, typer.Option(
+    "--scheduler", help="Run on the Dask distributed cluster at ADDR (tcp://host:8786); "
+    "needs the 'dask' extra.")]
+RunTimeoutOpt = Annotated[float, typer.Option(
+    "--timeout", min=0.001, help="Stop a run after SECONDS: it is reported as an error "
+    "outcome.")]
+
+
+def _spec(scenario: Path, plugins: list[str], timeout: float | None,
+          backends: list[str], vendor: str | None) -> tuple[Spec, list[str], str]:
+    """The scenario as workers load it, the backends and the vendor to run; bad
+    input raises CocomemError."""
+    from . import yamlin
+    from .cli import _registry
+    from .compare import select, select_vendors
+    from .parallel import Spec, seed
+    from .scenario import parse_scenario
+
+    registry = _registry(plugins)
+    text = yamlin.read_text(scenario)
+    loaded = parse_scenario(text, str(scenario), set(registry.vendors))
+    chosen = select(loaded, registry, backends)
+    (vendor_name,) = select_vendors(loaded, registry, [vendor] if vendor else [])
+    spec = Spec(text, str(scenario), tuple(plugins), timeout)
+    seed(spec, registry, loaded)
+    return spec, chosen, vendor_name
+
+
+def explore_cmd(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    backend: BackendOpt = [],  # noqa: B006 (typer reads the default)
+    vendor: VendorOpt = None,
+    pairs: Annotated[bool, typer.Option("--pairs", help="Also make two calls fail in "
+                                        "one run.")] = False,
+    budget: Annotated[int, typer.Option("--budget", min=1, help="With --pairs: run every "
+                                        "pair up to this many per backend, else a sample "
+                                        "of this many.")] = 2000,
+    seed: Annotated[int, typer.Option("--seed", help="With --pairs: the seed of the "
+                                      "sample.")] = 0,
+    jobs: JobsOpt = 1,
+    scheduler: SchedulerOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write one reproducing scenario "
+                                             "per distinct outcome into DIR.")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+    ungrouped: Annotated[bool, typer.Option("--ungrouped", help="Fault every call on its "
+                                            "own, also the calls the bulk mechanism "
+                                            "counted at once (slow; checks the "
+                                            "grouping).")] = False,
+    timeout: RunTimeoutOpt = 60.0,
+    plugin: PluginOpt = [],  # noqa: B006
+) -> None:
+    """Make every fallible call of SCENARIO fail once, with each of its failure
+    statuses, and group what happens by verdict and violations."""
+    from .cli import _fail, _out, _warn
+    from .explore import exploration_json, explore, format_table, write_reproducers
+
+    try:
+        if fmt not in ("table", "json"):
+            raise CocomemError(f"unknown format {fmt!r}; formats: table, json")
+        spec, chosen, vendor_name = _spec(scenario, plugin, timeout, backend, vendor)
+        exploration = explore(spec, chosen, vendor_name, pairs=pairs, budget=budget,
+                              seed=seed, grouped=not ungrouped, jobs=jobs,
+                              scheduler=scheduler)
+        if out is not None:
+            write_reproducers(spec, exploration, out)
+    except CocomemError as exc:
+        raise _fail(str(exc)) from None
+    for explored in exploration.backends.values():
+        if explored.baseline.error:
+            _warn(explored.baseline.error_line())
+    _out(exploration_json(exploration) if fmt == "json" else format_table(exploration))
+
+
+def _register() -> None:
+    from .cli import app
+
+    app.command("explore")(explore_cmd)
+
+
+_register()
