@@ -86,6 +86,9 @@ steps: [{plug: 128MiB}]
     email = cli("compare", write(text), "--format", "email", "--backend", "callbacks").stdout
     assert "the scenario sets exit.ept_violation = 0 us, host.aug.4k = 0 us" in \
         " ".join(email.split())
+    table = cli("compare", write(text), "--backend", "callbacks").stdout
+    assert table.splitlines()[-1] == \
+        "cost: the scenario sets exit.ept_violation = 0 us, host.aug.4k = 0 us"
 
 
 def write(text: str) -> Path:

@@ -106,6 +106,11 @@ class TableReport(Report):
         text = title + "\n\n" + tabulate(rows, headers, tablefmt=fmt, disable_numparse=True)
         marked = [f"* {name}: {r.caveat()}" for name, r in comparison.results.items()
                   if r.untested]
+        overrides = next((r.cost["overrides"] for r in comparison.results.values()
+                          if r.cost.get("overrides")), {})
+        if overrides:
+            marked.append("cost: the scenario sets " + ", ".join(
+                f"{k} = {v:g} us" for k, v in overrides.items()))
         return "\n".join([text, *marked])
 
 
