@@ -84,7 +84,7 @@ def _render(registry: Registry, fmt: str, comparisons: list[Comparison]) -> tupl
 
 
 def _command(scenario: Path, backends: list[str], vendors: list[str], fmt: str,
-             plugins: list[str]) -> str:
+             plugins: list[str], timeout: float | None = None) -> str:
     """The command line that reproduces this comparison, quoted for a shell."""
     words = ["cocomem", "compare", str(scenario)]
     for name in backends:
@@ -93,6 +93,8 @@ def _command(scenario: Path, backends: list[str], vendors: list[str], fmt: str,
         words += ["--vendor", name]
     for path in plugins:
         words += ["--plugin", path]
+    if timeout is not None:  # a backend it stopped is an error row
+        words += ["--timeout", f"{timeout:g}"]
     if fmt != "table":
         words += ["--format", fmt]
     return shlex.join(words)
@@ -108,6 +110,9 @@ def compare_cmd(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here.")] = None,
     plugin: PluginOpt = [],  # noqa: B006
     timeout: TimeoutOpt = None,
+    baseline: Annotated[Path | None, typer.Option("--baseline", help="Also show what changed "
+                                                  "against OLD.json, a saved --format json "
+                                                  "run.")] = None,
 ) -> None:
     """Run every backend through SCENARIO and print one table (one per --vendor).
 
@@ -127,9 +132,14 @@ def compare_cmd(
                                f"({', '.join(tabulate_formats)})")
         loaded = load_scenario(scenario, set(registry.vendors))
         comparisons = compare_vendors(loaded, registry, backend, vendor,
-                                      command=_command(scenario, backend, vendor, fmt, plugin),
+                                      command=_command(scenario, backend, vendor, fmt, plugin,
+                                                       timeout),
                                       timeout=timeout)
         text, rendered = _render(registry, fmt, comparisons)
+        if baseline is not None:
+            from .baseline import with_baseline
+
+            text = with_baseline(text, fmt == "json" or not rendered, comparisons, baseline)
         if output:
             write_file(output, text + "\n", inputs=[scenario, *map(Path, plugin)])
         else:

@@ -43,10 +43,11 @@ def test_the_reproduce_line_reproduces_with_plugins_and_odd_paths(tmp_path: Path
     deep.mkdir(parents=True)
     plugin = write_plugin(deep / "boomer's.py", BOOM_PLUGIN)
     out = cli("compare", SHIPPED, "--plugin", plugin, "--backend", "callbacks", "--backend",
-              "boom", "--vendor", "tdx", "--format", "email").stdout
+              "boom", "--vendor", "tdx", "--timeout", "60", "--format", "email").stdout
     words = reproduce(out)
     assert words == ["cocomem", "compare", SHIPPED, "--backend", "callbacks", "--backend",
-                     "boom", "--vendor", "tdx", "--plugin", str(plugin), "--format", "email"]
+                     "boom", "--vendor", "tdx", "--plugin", str(plugin), "--timeout", "60",
+                     "--format", "email"]
     again = cli(*words[1:])
     assert again.stdout == out  # the same reply, line for line
     assert all(len(line) <= 72 for line in out.splitlines())
