@@ -29,6 +29,7 @@ def _vendor(cls: type) -> dict[str, Any]:
         "fault_calls": {call: list(statuses) for call, statuses in cls.fault_calls.items()},
         "cost_table": {name: {"us": entry.us, "source": entry.source}
                        for name, entry in cls.cost_table.items()},
+        "cost_profiles": [profile.model_dump() for profile in cls.cost_profiles],
         "assumptions": dict(cls.assumptions),
         "unaccepted_memory": cls.unaccepted_memory,
     }

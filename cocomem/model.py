@@ -61,6 +61,9 @@ def describe_model(registry: Registry) -> list[str]:
             lines += _wrap(f"faults: {call} -> {', '.join(statuses)}", "    ")
         for counter, entry in cls.cost_table.items():
             lines += _wrap(f"cost {counter} = {entry.us:g} us ({entry.source})", "    ")
+        for profile in cls.cost_profiles[1:]:  # the first is the table above
+            lines += _wrap(f"cost profile {profile.name}: {profile.source} "
+                           "(`cocomem costs` prints its entries)", "    ")
     lines.append("Core costs (the core's own counters; a vendor's entry overrides):")
     for counter, entry in CORE_COSTS.items():
         lines += _wrap(f"cost {counter} = {entry.us:g} us ({entry.source})", "  ")

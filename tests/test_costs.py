@@ -143,3 +143,11 @@ def test_costs_json_and_bad_names():
         assert result.exit_code == 2 and result.stdout == ""
         assert result.stderr.startswith(f"cocomem: error: {message}")
         assert len(result.stderr.splitlines()) == 1
+
+
+def test_plugins_lists_the_profiles():
+    data = json.loads(cli("plugins", "--json").stdout)
+    profiles = data["vendors"]["tdx"]["cost_profiles"]
+    assert [p["name"] for p in profiles][:2] == ["shutemov-2024", "dstack"]
+    assert profiles[1]["costs"]["exit.ept_violation"]["us"] == 6.3
+    assert "    cost profile dstack: dstack (" in cli("plugins", "--verbose").stdout
