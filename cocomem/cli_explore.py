@@ -98,10 +98,51 @@ def explore_cmd(
     _out(exploration_json(exploration) if fmt == "json" else format_table(exploration))
 
 
+def sweep_cmd(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    set_: Annotated[list[str], typer.Option("--set", help="PATH=V1,V2,...: run at each value "
+                                            "of a scenario key (repeatable: every "
+                                            "combination).")] = [],  # noqa: B006
+    backend: BackendOpt = [],  # noqa: B006
+    vendor: VendorOpt = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Draw --y against the first "
+                                              "numeric parameter into FILE.png or "
+                                              "FILE.svg (needs the 'plot' extra).")] = None,
+    y: Annotated[str, typer.Option("--y", help="What --plot draws (and the table adds): "
+                                   "cost, or a counter name.")] = "cost",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+    jobs: JobsOpt = 1,
+    scheduler: SchedulerOpt = None,
+    timeout: RunTimeoutOpt = 600.0,
+    plugin: PluginOpt = [],  # noqa: B006
+) -> None:
+    """Run SCENARIO at every combination of the --set values: a row per point and
+    backend, and optionally a plot."""
+    from .cli import _fail, _out
+    from .sweep import check_y, format_table, parse_set, sweep, sweep_json
+    from .sweep import plot as draw
+
+    try:
+        if fmt not in ("table", "json"):
+            raise CocomemError(f"unknown format {fmt!r}; formats: table, json")
+        parameters = [parse_set(text) for text in set_]
+        spec, chosen, vendor_name = _spec(scenario, plugin, timeout, backend, vendor)
+        from .parallel import loaded
+
+        check_y(y, loaded(spec)[0].vendors[vendor_name])
+        result = sweep(spec, parameters, chosen, vendor_name, jobs=jobs, scheduler=scheduler)
+        if plot is not None:
+            draw(result, plot, y)
+    except CocomemError as exc:
+        raise _fail(str(exc)) from None
+    _out(sweep_json(result) if fmt == "json" else format_table(result, y))
+
+
 def _register() -> None:
     from .cli import app
 
     app.command("explore")(explore_cmd)
+    app.command("sweep")(sweep_cmd)
 
 
 _register()
