@@ -20,7 +20,7 @@ from typing import Any
 
 from .errors import CocomemError
 from .faults import FaultPlan, Progression, Segment, groups, observe
-from .parallel import Died, Spec, loaded, run_all, time_limit
+from .parallel import Died, Runner, Spec, loaded, time_limit
 from .results import VERDICTS, Result
 from .scenario import Fault, LoadedScenario
 
@@ -162,10 +162,10 @@ def run_chunk(spec: Spec, items: list[tuple[str, str, tuple[FaultKey, ...]]]
             for backend, vendor, faults in items]
 
 
-def run_items(spec: Spec, items: list[tuple[str, str, tuple[FaultKey, ...]]], jobs: int,
-              scheduler: str | None, what: str) -> list[OutcomeKey]:
+def run_items(runner: Runner, spec: Spec, items: list[tuple[str, str, tuple[FaultKey, ...]]],
+              what: str) -> list[OutcomeKey]:
     """The outcome of each (backend, vendor, faults) run, wherever they ran."""
-    results = run_all(run_chunk, spec, items, jobs=jobs, scheduler=scheduler, what=what)
+    results = runner.run(run_chunk, spec, items, what)
     return [outcome_of(r) if isinstance(r, Died) else r for r in results]
 
 
@@ -252,8 +252,7 @@ def lines_of(segments: dict[str, list[Segment]], statuses: dict[str, Sequence[st
     return out
 
 
-def explore_lines(spec: Spec, work: dict[str, tuple[str, list[Line]]], jobs: int,
-                  scheduler: str | None) -> int:
+def explore_lines(runner: Runner, spec: Spec, work: dict[str, tuple[str, list[Line]]]) -> int:
     """Run every line's wanted faults, round after round, until no line wants more
     (``work``: backend -> (vendor, lines)). Returns the number of runs."""
     runs, round_no = 0, 0
@@ -266,7 +265,7 @@ def explore_lines(spec: Spec, work: dict[str, tuple[str, list[Line]]], jobs: int
         items = [(backend, work[backend][0], (line.fault(index),))
                  for backend, line, index in batch]
         what = "single faults" if round_no == 1 else f"single faults, split {round_no - 1}"
-        results = run_items(spec, items, jobs, scheduler, what)
+        results = run_items(runner, spec, items, what)
         for (_, line, index), outcome in zip(batch, results, strict=True):
             line.samples[index] = outcome
         runs += len(batch)
@@ -347,7 +346,12 @@ def explore(spec: Spec, backends: Sequence[str], vendor: str, *, pairs: bool = F
     statuses = fault_calls(registry.vendors[vendor])
     found = {b: discover(spec, b, vendor) for b in backends}
     work = {b: (vendor, lines_of(found[b][1], statuses, grouped)) for b in backends}
-    explore_lines(spec, work, jobs, scheduler)
+    with Runner(jobs, scheduler) as runner:
+        explore_lines(runner, spec, work)
+        if pairs:
+            chosen = {b: pair_candidates(work[b][1], budget, seed) for b in backends}
+            items = [(b, vendor, c.faults) for b in backends for c in chosen[b][0]]
+            paired = iter(run_items(runner, spec, items, "pairs of faults"))
     out = Exploration(scenario.scenario.name, scenario.path, vendor)
     for b in backends:
         lines = work[b][1]
@@ -355,12 +359,9 @@ def explore(spec: Spec, backends: Sequence[str], vendor: str, *, pairs: bool = F
         out.backends[b] = BackendExploration(b, found[b][0], found[b][1],
                                              Explored(runs, single_outcomes(lines)))
     if pairs:
-        chosen = {b: pair_candidates(work[b][1], budget, seed) for b in backends}
-        items = [(b, vendor, c.faults) for b in backends for c in chosen[b][0]]
-        results = iter(run_items(spec, items, jobs, scheduler, "pairs of faults"))
         for b in backends:
             candidates, total, sampled = chosen[b]
-            got = [next(results) for _ in candidates]
+            got = [next(paired) for _ in candidates]
             out.backends[b].pairs = Explored(len(candidates), group_outcomes(candidates, got),
                                              total, sampled)
     return out

@@ -43,13 +43,15 @@ class Died:
     message: str
 
 
-#: Spec -> (registry, scenario), per process
+#: Spec -> (registry, scenario), and plugin files -> registry, per process
 _LOADED: dict[Spec, tuple[Registry, LoadedScenario]] = {}
+_REGISTRIES: dict[tuple[str, ...], Registry] = {}
 
 
 def seed(spec: Spec, registry: Registry, loaded: LoadedScenario) -> None:
     """Use these (already loaded) in this process, and in processes forked from it."""
     _LOADED[spec] = (registry, loaded)
+    _REGISTRIES.setdefault(spec.plugins, registry)
 
 
 def loaded(spec: Spec) -> tuple[Registry, LoadedScenario]:
@@ -58,7 +60,9 @@ def loaded(spec: Spec) -> tuple[Registry, LoadedScenario]:
         from .registry import load_registry
         from .scenario import parse_scenario
 
-        registry = load_registry(spec.plugins)
+        if spec.plugins not in _REGISTRIES:
+            _REGISTRIES[spec.plugins] = load_registry(spec.plugins)
+        registry = _REGISTRIES[spec.plugins]
         _LOADED[spec] = (registry, parse_scenario(spec.text, spec.path, set(registry.vendors)))
     return _LOADED[spec]
 
@@ -130,73 +134,92 @@ class Progress:
             self._bar.advance(self._task, n)
 
 
-def run_all(fn: Callable[[Spec, list[Any]], list[Any]], spec: Spec, items: Sequence[Any], *,
-            jobs: int = 1, scheduler: str | None = None, what: str = "runs") -> list[Any]:
-    """``fn(spec, chunk)`` over ``items`` in chunks; one result per item, in order
-    (:class:`Died` for an item that killed its worker)."""
-    if jobs < 1:
-        raise CocomemError(f"--jobs must be at least 1 (got {jobs})")
-    with Progress(len(items), what) as progress:
-        if scheduler:
-            return _on_dask(fn, spec, items, scheduler, progress)
-        if jobs == 1:
-            out: list[Any] = []
-            for chunk in _chunks(items, 1):
-                out += fn(spec, chunk)
-                progress.advance(len(chunk))
-            return out
-        return _on_processes(fn, spec, items, jobs, progress)
+class Runner:
+    """Where runs go: this process, a pool of worker processes, or a Dask cluster,
+    kept for every batch of one command (a context manager)."""
 
+    def __init__(self, jobs: int = 1, scheduler: str | None = None) -> None:
+        if jobs < 1:
+            raise CocomemError(f"--jobs must be at least 1 (got {jobs})")
+        self.jobs, self.scheduler = jobs, scheduler
+        self._pool: Any = None
+        self._client: Any = None
 
-def _on_processes(fn: Callable, spec: Spec, items: Sequence[Any], jobs: int,
-                  progress: Progress) -> list[Any]:
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-    from concurrent.futures.process import BrokenProcessPool
+    def __enter__(self) -> Runner:
+        if self.scheduler:
+            self._client = _connect(self.scheduler)
+        return self
 
-    # fork: the workers start with this process's registry and scenario loaded
-    context = multiprocessing.get_context("fork")
-    results: dict[int, Any] = {}
-    pending = [(i, chunk) for i, chunk in _indexed(_chunks(items, jobs))]
-    while pending:
-        broken = []
-        with ProcessPoolExecutor(jobs, mp_context=context) as pool:
-            futures = [(first, chunk, pool.submit(fn, spec, chunk)) for first, chunk in pending]
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+        if self._client is not None:
+            self._client.close()
+
+    def run(self, fn: Callable[[Spec, list[Any]], list[Any]], spec: Spec,
+            items: Sequence[Any], what: str = "runs") -> list[Any]:
+        """``fn(spec, chunk)`` over ``items`` in chunks; one result per item, in order
+        (:class:`Died` for an item that killed its worker)."""
+        with Progress(len(items), what) as progress:
+            if self._client is not None:
+                return self._on_dask(fn, spec, items, progress)
+            if self.jobs == 1:
+                out: list[Any] = []
+                for chunk in _chunks(items, 1):
+                    out += fn(spec, chunk)
+                    progress.advance(len(chunk))
+                return out
+            return self._on_processes(fn, spec, items, progress)
+
+    def _new_pool(self, workers: int) -> Any:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # fork: the workers start with this process's registry and scenarios loaded
+        return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+
+    def _on_processes(self, fn: Callable, spec: Spec, items: Sequence[Any],
+                      progress: Progress) -> list[Any]:
+        from concurrent.futures.process import BrokenProcessPool
+
+        results: dict[int, Any] = {}
+        pending = list(_indexed(_chunks(items, self.jobs)))
+        while pending:
+            if self._pool is None:
+                self._pool = self._new_pool(self.jobs)
+            futures = [(first, chunk, self._pool.submit(fn, spec, chunk))
+                       for first, chunk in pending]
+            broken = []
             for first, chunk, future in futures:
                 try:
                     _store(results, first, future.result())
                     progress.advance(len(chunk))
                 except BrokenProcessPool:
                     broken.append((first, chunk))
-        pending = []
-        for first, chunk in broken:
-            if len(chunk) > 1:
-                half = len(chunk) // 2
-                pending += [(first, chunk[:half]), (first + half, chunk[half:])]
-                continue
-            # alone in a fresh worker: innocent items that died with another finish
-            with ProcessPoolExecutor(1, mp_context=context) as alone:
-                try:
-                    _store(results, first, alone.submit(fn, spec, chunk).result())
-                except BrokenProcessPool:
-                    results[first] = Died("the worker process died")
-            progress.advance(1)
-    return [results[i] for i in range(len(items))]
+            if broken:
+                self._pool.shutdown(cancel_futures=True)
+                self._pool = None
+            pending = []
+            for first, chunk in broken:
+                if len(chunk) > 1:
+                    half = len(chunk) // 2
+                    pending += [(first, chunk[:half]), (first + half, chunk[half:])]
+                    continue
+                # alone in a fresh worker: an innocent item that died with another ends
+                with self._new_pool(1) as alone:
+                    try:
+                        _store(results, first, alone.submit(fn, spec, chunk).result())
+                    except BrokenProcessPool:
+                        results[first] = Died("the worker process died")
+                progress.advance(1)
+        return [results[i] for i in range(len(items))]
 
-
-def _on_dask(fn: Callable, spec: Spec, items: Sequence[Any], address: str,
-             progress: Progress) -> list[Any]:
-    try:
-        from distributed import Client
+    def _on_dask(self, fn: Callable, spec: Spec, items: Sequence[Any],
+                 progress: Progress) -> list[Any]:
         from distributed.scheduler import KilledWorker
-    except ImportError:
-        raise CocomemError("--scheduler needs Dask: pip install 'cocomem[dask]'") from None
-    try:
-        client = Client(address, timeout=10, set_as_default=False)
-    except (OSError, TimeoutError, ValueError) as exc:
-        raise CocomemError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
-    results: dict[int, Any] = {}
-    with client:
+
+        client = self._client
+        results: dict[int, Any] = {}
         workers = max(1, len(client.scheduler_info().get("workers", {})))
         pending = list(_indexed(_chunks(items, workers)))
         while pending:
@@ -214,7 +237,30 @@ def _on_dask(fn: Callable, spec: Spec, items: Sequence[Any], address: str,
                     else:
                         half = len(chunk) // 2
                         pending += [(first, chunk[:half]), (first + half, chunk[half:])]
-    return [results[i] for i in range(len(items))]
+        return [results[i] for i in range(len(items))]
+
+
+def _connect(address: str) -> Any:
+    try:
+        from distributed import Client
+    except ImportError:
+        raise CocomemError("--scheduler needs Dask: pip install 'cocomem[dask]'") from None
+    try:
+        _probe(address)
+        return Client(address, timeout=10, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise CocomemError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+
+
+def _probe(address: str) -> None:
+    """Fail at once on a TCP address nobody listens at (Dask's client retries for its
+    whole timeout)."""
+    import socket
+
+    scheme, _, rest = address.rpartition("://")
+    host, _, port = rest.rpartition(":")
+    if scheme in ("", "tcp") and host and port.isdigit():
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
 
 
 def _indexed(chunks: list[list[Any]]) -> Iterator[tuple[int, list[Any]]]:

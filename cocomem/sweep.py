@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CocomemError, ScenarioError
-from .parallel import Died, Spec, loaded, run_all
+from .parallel import Died, Runner, Spec, loaded
 from .results import CALL, EXIT, HOST, REQUEST
 
 #: a parameter: its path, and its values in the order given
@@ -148,8 +148,8 @@ def sweep(spec: Spec, parameters: Sequence[Parameter], backends: Sequence[str], 
     _, scenario = loaded(spec)
     specs = point_specs(spec, parameters)
     items = [(point, b, vendor) for _, point in specs for b in backends]
-    results = iter(run_all(sweep_chunk, spec, items, jobs=jobs, scheduler=scheduler,
-                           what="sweep points"))
+    with Runner(jobs, scheduler) as runner:
+        results = iter(runner.run(sweep_chunk, spec, items, "sweep points"))
     points = []
     for values, _ in specs:
         point = Point(values)

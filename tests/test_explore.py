@@ -109,7 +109,7 @@ def test_a_replay_joins_the_walk_it_copies():
 
 @pytest.mark.parametrize("vendor,level,plug,backends", [
     ("tdx", "2m", "16MiB", ["notifier", "callbacks", "plugged-bitmap"]),
-    ("tdx", "4k", "4MiB", ["callbacks", "start-shared"]),
+    ("cca", "2m", "8MiB", ["start-shared"]),
     ("snp", "2m", "8MiB", ["start-shared", "plugged-bitmap"]),
 ])
 def test_grouped_exploration_finds_the_outcomes_of_faulting_every_call(
