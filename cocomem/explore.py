@@ -27,6 +27,9 @@ from .scenario import Fault, LoadedScenario
 #: the statuses that are no failure; every other status a call declares is injected
 SUCCESS = ("ok", "ack")
 
+#: how many runs a round adds inside a stretch of a group whose two ends disagree
+SPLIT = 3
+
 #: one fault as (call, nth, status)
 FaultKey = tuple[str, int, str]
 #: what one run came to: (verdict, sorted violation kinds, error line)
@@ -214,13 +217,17 @@ class Line:
         return (self.call, self.nth(index), self.status)
 
     def wanted(self) -> list[int]:
-        """The next indices to run: both ends first, then the middle of every stretch
-        whose two ends disagree."""
+        """The next indices to run: both ends first, then SPLIT evenly spaced calls
+        inside every stretch whose two ends disagree (fewer rounds than halving)."""
         if not self.samples:
             return sorted({0, self.size - 1})
         known = sorted(self.samples)
-        return [(i + j) // 2 for i, j in zip(known, known[1:], strict=False)
-                if j > i + 1 and self.samples[i][:2] != self.samples[j][:2]]
+        out: list[int] = []
+        for i, j in zip(known, known[1:], strict=False):
+            if j > i + 1 and self.samples[i][:2] != self.samples[j][:2]:
+                out += sorted({i + (j - i) * m // (SPLIT + 1) for m in range(1, SPLIT + 1)}
+                              - {i, j})
+        return out
 
     def tally(self) -> list[tuple[OutcomeKey, int, int]]:
         """(outcome, calls it stands for, index of its first run): each run for its
