@@ -38,7 +38,44 @@ def build() -> dict[str, str]:
         for comparison in comparisons:
             index.append((path.stem, comparison.vendor,
                           {b: r.verdict for b, r in comparison.results.items()}))
+    files.update(_explore_and_sweep())
     files["README.md"] = _index(index)
+    return files
+
+
+#: the scenario cocomem explore summarises, and the sweep drawn (plug size x mapping level)
+EXPLORED = "scenarios/release-fails-halfway.yaml"
+SWEPT = ("scenarios/plug-64g-4k.yaml",
+         ["steps.0.plug=2GiB,4GiB,8GiB,16GiB,32GiB,64GiB", "vmm.mapping_level=4k,2m"],
+         ["callbacks", "plugged-bitmap", "start-shared"])
+
+
+def _explore_and_sweep() -> dict[str, str]:
+    """``cocomem explore`` of EXPLORED, and ``cocomem sweep`` of SWEPT: its table
+    and its plot (SVG)."""
+    import tempfile
+
+    from cocomem import explore, sweep, yamlin
+    from cocomem.compare import select
+    from cocomem.parallel import Spec, loaded
+
+    spec = Spec(yamlin.read_text(EXPLORED), EXPLORED, (), 600.0)
+    registry, scenario = loaded(spec)
+    found = explore.explore(spec, select(scenario, registry), scenario.scenario.vendor)
+    files = {f"{Path(EXPLORED).stem}.explore.txt":
+             f"$ cocomem explore {EXPLORED}\n\n{explore.format_table(found)}\n"}
+    path, sets, backends = SWEPT
+    spec = Spec(yamlin.read_text(path), path, (), 600.0)
+    result = sweep.sweep(spec, [sweep.parse_set(s) for s in sets], backends,
+                         loaded(spec)[1].scenario.vendor)
+    stem = Path(path).stem
+    words = " ".join([f"--set {s}" for s in sets] + [f"-b {b}" for b in backends])
+    files[f"{stem}.sweep.txt"] = (f"$ cocomem sweep {path} {words} --plot reports/{stem}"
+                                  f".sweep.svg\n\n{sweep.format_table(result)}\n")
+    with tempfile.TemporaryDirectory() as tmp:
+        svg = Path(tmp) / "sweep.svg"
+        sweep.plot(result, svg)
+        files[f"{stem}.sweep.svg"] = svg.read_text()
     return files
 
 
@@ -51,6 +88,9 @@ def _index(rows: list[tuple[str, str, dict[str, str]]]) -> str:
         "stale). For each scenario in `scenarios/`: `NAME.email.txt` is the",
         "`--format email` reply and `NAME.json` the `--format json` output, on the",
         "scenario's vendor and on every vendor it pins with an `expect:` block.",
+        f"`{Path(EXPLORED).stem}.explore.txt` is `cocomem explore` of that scenario;",
+        f"`{Path(SWEPT[0]).stem}.sweep.txt` and `.sweep.svg` are `cocomem sweep` of",
+        "plug size x mapping level (the command heads the text).",
         "",
         "| scenario | vendor | " + " | ".join(backends) + " |",
         "|---|---|" + "---|" * len(backends),
