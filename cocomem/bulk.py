@@ -35,6 +35,13 @@ _BULK_EVENTS = ("repeat", "replay")
 ENABLED = True
 
 
+def recorded(ctx: RunContext, event: Event) -> bool:
+    """Whether a recording keeps ``event``: a check reads it, and it is not about
+    the bulk itself."""
+    watched = ctx.watched
+    return event.name not in _BULK_EVENTS and (watched is None or event.name in watched)
+
+
 class Recording:
     """What a stretch of a vendor's calls did: the counters it added, the calls
     it made of each fault-injectable operation, whether an injected status met
@@ -45,8 +52,7 @@ class Recording:
         self.events: list[Event] = []
 
     def _listen(self, event: Event) -> None:
-        watched = self.ctx.watched
-        if event.name not in _BULK_EVENTS and (watched is None or event.name in watched):
+        if recorded(self.ctx, event):
             self.events.append(event)
 
     def __enter__(self) -> Recording:

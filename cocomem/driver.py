@@ -17,6 +17,7 @@ from .backend import (
     MEM_ONLINE,
     Backend,
 )
+from .blocks import BlockWatch
 from .host import ACK, BUSY, ERROR, NACK, Host
 from .run import RunContext
 from .runmap import RunMap
@@ -290,10 +291,17 @@ class VirtioMem:
                 return ENOSPC
             mb = self.next_mb
             self.next_mb += 1
-            self.mb_state.set(mb, mb + 1, MB_UNUSED)
-            rc, nb_sb = self.virtio_mem_sbm_plug_and_add_mb(mb, nb_sb)
+            with BlockWatch(self, mb, +1) as watch:
+                self.mb_state.set(mb, mb + 1, MB_UNUSED)
+                rc, nb_sb = self.virtio_mem_sbm_plug_and_add_mb(mb, nb_sb)
             if rc:
                 return rc
+            times = watch.repeatable(min(nb_sb // self.sbs_per_mb,
+                                         self.last_usable_mb - self.next_mb + 1))
+            if times:  # the blocks above, plugged alike, at once
+                watch.apply(times)
+                self.next_mb += times
+                nb_sb -= times * self.sbs_per_mb
         return 0
 
     # -- unplug ----------------------------------------------------------
@@ -361,12 +369,17 @@ class VirtioMem:
         nb_sb = diff_pages // self.sb_pages
         for state in (MB_OFFLINE_PARTIAL, MB_OFFLINE, MB_MOVABLE_PARTIAL, MB_MOVABLE):
             for mb in self.for_each_mb(state, reverse=True):
-                if state in _ONLINE:
-                    rc, nb_sb = self.virtio_mem_sbm_unplug_any_sb_online(mb, nb_sb)
-                else:
-                    rc, nb_sb = self.virtio_mem_sbm_unplug_any_sb_offline(mb, nb_sb)
+                with BlockWatch(self, mb, -1) as watch:
+                    if state in _ONLINE:
+                        rc, nb_sb = self.virtio_mem_sbm_unplug_any_sb_online(mb, nb_sb)
+                    else:
+                        rc, nb_sb = self.virtio_mem_sbm_unplug_any_sb_offline(mb, nb_sb)
                 if rc or not nb_sb:
                     return rc
+                times = watch.repeatable(nb_sb // self.sbs_per_mb)
+                if times:  # the blocks below, unplugged alike, at once
+                    watch.apply(times)
+                    nb_sb -= times * self.sbs_per_mb
         return EBUSY if nb_sb else 0
 
     def virtio_mem_send_unplug_all_request(self) -> int:

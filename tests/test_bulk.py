@@ -163,3 +163,59 @@ def test_a_fault_inside_a_run_of_cycles_hits_its_call(nth: int | None, monkeypat
     else:
         assert fast["verdict"] == "crashed"
         assert fast["calls"]["tdcall.accept"] == nth
+
+
+BLOCK = 32 << 20  # the memory block size of the block tests: 32 blocks in 1 GiB
+BLOCK_STEP = st.one_of(
+    st.integers(1, 12).map(lambda n: {"plug": n * BLOCK}),
+    st.integers(1, 12).map(lambda n: {"unplug": n * BLOCK}),
+    st.integers(1, 40).map(lambda n: {"plug": n * UNIT}),
+    st.sampled_from([{"use": "all"}, {"use": 40 << 20}, {"free": "all"}, {"free": 24 << 20},
+                     "kexec", {"vmm": {"unplug_discards": ["shared", "private"]}},
+                     {"offline_block": 2}, {"online_block": 2}]),
+)
+
+
+@pytest.mark.parametrize("vendor", VENDORS)
+@settings(max_examples=20)
+@given(data=st.data())
+def test_block_rounds_in_bulk_change_nothing_but_time(vendor: str, data: st.DataObject):
+    """The driver's plug and unplug loops over many memory blocks (cocomem.blocks
+    applies runs of identical rounds at once): the same outcome as every block
+    done for real, across data written at different steps, offlined blocks,
+    partial blocks and faults aimed at a block's requests or calls."""
+    backend = data.draw(st.sampled_from(BACKENDS), label="backend")
+    steps = _clamped(data.draw(st.lists(BLOCK_STEP, min_size=1, max_size=6), label="steps"),
+                     region=1 << 30)
+    calls = {"virtio_mem.plug": ("nack", "busy", "error"),
+             "virtio_mem.unplug": ("busy", "error"), **REGISTRY.vendors[vendor].fault_calls}
+    call = data.draw(st.sampled_from(sorted(calls)), label="call")
+    faults = data.draw(st.lists(st.fixed_dictionaries({
+        "call": st.just(call), "nth": st.integers(1, 40) | st.integers(1, 20_000),
+        "status": st.sampled_from(calls[call])}), max_size=1), label="faults")
+    text = scenario_yaml(
+        steps, vendor=vendor, region="1GiB", memory_block="32MiB",
+        mapping=data.draw(st.sampled_from(("4k", "2m")), label="mapping"),
+        memory=data.draw(st.sampled_from(("start-private", "start-shared")), label="memory"),
+        accept_memory=data.draw(st.sampled_from(("lazy", "eager")), label="accept"),
+        faults=faults, usable_extent="256MiB")
+    assert _outcome(vendor, backend, text, True) == _outcome(vendor, backend, text, False)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_block_rounds_are_applied_at_once(backend: str, monkeypatch):
+    """Plugging and unplugging 1 GiB in 32 MiB blocks does a few blocks for real and
+    the rest at once, with the outcome of every block done for real."""
+    from cocomem import blocks
+
+    applied: list[int] = []
+    apply = blocks.BlockWatch.apply
+    monkeypatch.setattr(blocks.BlockWatch, "apply",
+                        lambda self, times: applied.append(times) or apply(self, times))
+    text = scenario_yaml([{"plug": "1GiB"}, {"unplug": "1GiB"}], region="1GiB",
+                         memory_block="32MiB", usable_extent="256MiB")
+    fast = _outcome("tdx", backend, text, True)
+    assert fast == _outcome("tdx", backend, text, False)
+    if fast["verdict"] != "crashed":
+        assert sum(applied) >= 2 * 32 - 6  # plug and unplug, all but a few blocks
+        assert fast["counters"]["virtio_mem.plug.ack"] == 32
