@@ -296,3 +296,19 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str):
     assert result.exit_code == 2
     assert len(result.stderr.splitlines()) == 1 and "cocomem: error: " in result.stderr
     assert message in result.stderr
+
+
+def test_a_progress_bar_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch):
+    import io
+    import sys
+
+    from cocomem.parallel import Progress
+
+    result = cli("explore", SHIPPED, "--backend", "mainline")
+    assert result.exit_code == 0 and result.stderr == ""  # not a terminal: nothing
+    terminal = io.StringIO()
+    terminal.isatty = lambda: True  # type: ignore[method-assign]
+    monkeypatch.setattr(sys, "stderr", terminal)
+    with Progress(10, "single faults") as bar:
+        bar.advance(10)
+    assert bar._bar is not None and bar._bar.tasks[0].completed == 10
