@@ -3,11 +3,11 @@
 Per backend, a first run with the call log on (:func:`cocomem.faults.observe`)
 lists every fallible call the run makes. Each call is then made to fail once
 with each of its failure statuses, one run per fault. Calls the bulk mechanism
-counted at once are grouped: a bulk run repeats one piece of ``p`` calls ``t``
-times, each repetition doing what the piece did, so the calls at the same place
-in each repetition are equivalent and the first of them stands for all ``t``
-(:class:`cocomem.faults.Segment`). Outcomes are grouped by (verdict, violation
-kinds), each with how many faults it stands for and one example.
+counted at once are grouped with the call they repeat
+(:func:`cocomem.faults.groups`); a group is run at its first and last call, and
+split, round after round, wherever two of its runs disagree (:class:`Line`).
+Outcomes are grouped by (verdict, violation kinds), each with how many faults
+it stands for and one example. docs/explore.md has the rule and its limits.
 """
 
 from __future__ import annotations
