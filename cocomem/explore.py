@@ -185,6 +185,18 @@ def discover(spec: Spec, backend: str, vendor: str) -> tuple[Result, dict[str, l
     return result, {call: segs for call, segs in segments.items() if segs}
 
 
+def discover_chunk(spec: Spec, items: list[tuple[str, str]]
+                   ) -> list[tuple[Result, dict[str, list[Segment]]]]:
+    """Worker side: :func:`discover` of each (backend, vendor)."""
+    return [discover(spec, backend, vendor) for backend, vendor in items]
+
+
+def _discovered(backend: str, found: Any) -> tuple[Result, dict[str, list[Segment]]]:
+    if isinstance(found, Died):  # the first run killed its worker: nothing to explore
+        return Result(backend=backend, verdict="error", error=found.message), {}
+    return found
+
+
 class Line:
     """One group of calls of one operation, all made to fail with one status: the
     calls sorted, and the outcomes of the runs made so far, by index."""
@@ -351,9 +363,11 @@ def explore(spec: Spec, backends: Sequence[str], vendor: str, *, pairs: bool = F
 
     registry, scenario = loaded(spec)
     statuses = fault_calls(registry.vendors[vendor])
-    found = {b: discover(spec, b, vendor) for b in backends}
-    work = {b: (vendor, lines_of(found[b][1], statuses, grouped)) for b in backends}
     with Runner(jobs, scheduler) as runner:
+        first = runner.run(discover_chunk, spec, [(b, vendor) for b in backends],
+                           "first runs")
+        found = {b: _discovered(b, f) for b, f in zip(backends, first, strict=True)}
+        work = {b: (vendor, lines_of(found[b][1], statuses, grouped)) for b in backends}
         explore_lines(runner, spec, work)
         if pairs:
             chosen = {b: pair_candidates(work[b][1], budget, seed) for b in backends}

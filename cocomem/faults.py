@@ -8,6 +8,7 @@ their place in the repeated piece: see :class:`Segment`.
 
 from __future__ import annotations
 
+import threading
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -16,20 +17,27 @@ from dataclasses import dataclass
 
 from .scenario import Fault
 
-#: the plans being observed: observe() appends a list, each new plan joins the last one
-_observers: list[list[FaultPlan]] = []
+#: per thread (a Dask worker runs tasks in threads), the plans being observed:
+#: observe() appends a list, each new plan joins the last one
+_local = threading.local()
+
+
+def _observers() -> list[list[FaultPlan]]:
+    if not hasattr(_local, "observers"):
+        _local.observers = []
+    return _local.observers
 
 
 @contextmanager
 def observe() -> Iterator[list[FaultPlan]]:
-    """Every FaultPlan made inside the block keeps its call log and is added to
-    the list this yields."""
+    """Every FaultPlan made inside the block (in this thread) keeps its call log
+    and is added to the list this yields."""
     plans: list[FaultPlan] = []
-    _observers.append(plans)
+    _observers().append(plans)
     try:
         yield plans
     finally:
-        _observers.remove(plans)
+        _observers().remove(plans)
 
 
 @dataclass
@@ -100,9 +108,10 @@ class FaultPlan:
         self.log: dict[str, list[Segment]] | None = None
         #: (call, segment) counted at once, for the next bulk event to explain
         self._unresolved: list[tuple[str, Segment]] = []
-        if _observers:
+        observers = _observers()
+        if observers:
             self.log = {}
-            _observers[-1].append(self)
+            observers[-1].append(self)
 
     def take(self, call: str) -> str | None:
         """Count one call of ``call``; return the injected status, if any."""
