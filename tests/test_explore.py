@@ -130,6 +130,31 @@ def test_grouped_exploration_finds_the_outcomes_of_faulting_every_call(
             assert entry["runs"] < every["runs"]
 
 
+def test_grouping_at_4k_mappings_where_one_chunk_is_many_calls(tmp_path: Path):
+    """At 4 KiB mappings a 2 MiB chunk is a 2M ACCEPT and 512 4K ones, the bulk
+    mechanism repeats some of them inside the chunk: one failure status per call
+    keeps faulting every call on its own short."""
+    from cocomem import yamlin
+    from cocomem.explore import Runner, discover, explore_lines, lines_of, single_outcomes
+    from cocomem.parallel import Spec
+
+    path = small(tmp_path, "tdx", "4k", "4MiB")
+    spec = Spec(yamlin.read_text(path), str(path), (), 60.0)
+    _, segments = discover(spec, "callbacks", "tdx")
+    statuses = {call: ("operand_busy",) if call.startswith("tdcall") else ("error",)
+                for call in segments}
+    found = {}
+    for grouped in (True, False):
+        lines = lines_of(segments, statuses, grouped)
+        with Runner() as runner:
+            runs = explore_lines(runner, spec, {"callbacks": ("tdx", lines)})
+        outcomes = single_outcomes(lines)
+        found[grouped] = (runs, {(o.verdict, o.kinds) for o in outcomes},
+                          sum(o.count for o in outcomes))
+    assert found[True][1:] == found[False][1:], found
+    assert found[True][0] < found[False][0] / 4
+
+
 def test_the_table_shows_the_groups_and_the_outcomes():
     result = cli("explore", SHIPPED, "--backend", "callbacks")
     assert result.exit_code == 0, result.stderr
