@@ -99,9 +99,7 @@ class BlockWatch:
         for maps, a, b, unit in ((self.page_maps, start, end, mb_pages),
                                  (self.block_maps, lo, hi, 1)):
             for runmap in maps:
-                runs = runmap.runs(a, b)
-                if self.direction < 0:
-                    runs = reversed(list(runs))
+                runs = runmap.runs(a, b) if self.direction > 0 else runmap.runs_reversed(a, b)
                 s, e, _ = next(iter(runs))
                 n = min(n, ((e - a) if self.direction > 0 else (b - s)) // unit)
         if n <= 0:

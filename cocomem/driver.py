@@ -94,14 +94,18 @@ class VirtioMem:
         return self.host.usable_pages // self.mb_pages - 1
 
     def for_each_mb(self, state: str, reverse: bool = False) -> Iterator[int]:
-        """virtio_mem_sbm_for_each_mb(_rev): blocks in ``state`` when visited."""
-        runs = self.mb_state.runs_where(0, max(self.next_mb, 1), state)
-        ids = (mb for s, e in runs for mb in range(s, e))
-        if reverse:
-            ids = (mb for s, e in reversed(runs) for mb in range(e - 1, s - 1, -1))
-        for mb in ids:
-            if self.mb_state[mb] == state:
-                yield mb
+        """virtio_mem_sbm_for_each_mb(_rev): each block in ``state`` when the loop
+        reaches it (the kernel tests every id; runs of other states are skipped)."""
+        limit = max(self.next_mb, 1)
+        pos = limit - 1 if reverse else 0
+        while 0 <= pos < limit:
+            runs = (self.mb_state.runs_reversed(0, pos + 1) if reverse
+                    else self.mb_state.runs(pos, limit))
+            mb = next((e - 1 if reverse else s for s, e, v in runs if v == state), None)
+            if mb is None:
+                return
+            yield mb
+            pos = mb - 1 if reverse else mb + 1
 
     def mark_broken(self, start: int, end: int, why: str) -> int:
         """Set ``vm->broken``: the driver sends no more requests."""

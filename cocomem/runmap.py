@@ -106,6 +106,22 @@ class RunMap:
             yield max(start, self._starts[i]), min(end, run_end), self._values[i]
             i += 1
 
+    def runs_reversed(self, start: int = 0,
+                      end: int | None = None) -> Iterator[tuple[int, int, Hashable]]:
+        """:meth:`runs` from the last run down."""
+        end = self.size if end is None else end
+        self._check(start, end)
+        if start == end:
+            return
+        i = bisect_right(self._starts, end - 1) - 1
+        n = len(self._starts)
+        while i >= 0:
+            run_end = self._starts[i + 1] if i + 1 < n else self.size
+            if run_end <= start:
+                return
+            yield max(start, self._starts[i]), min(end, run_end), self._values[i]
+            i -= 1
+
     def runs_where(self, start: int, end: int, *values: Hashable) -> list[tuple[int, int]]:
         """The maximal sub-ranges of ``[start, end)`` whose value is one of ``values``."""
         found: list[tuple[int, int]] = []

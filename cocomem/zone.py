@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import deque
 
 from . import chunks
+from .bulk import Recording
 from .run import RunContext
 from .runmap import RunMap
 from .state import BUDDY, MANAGED, PAGES_PER_MAX_ORDER, UNACCEPTED
@@ -115,12 +116,16 @@ class Zone:
 
     # -- accepting listed chunks -----------------------------------------
 
-    def _accept_chunk(self, start: int) -> None:
-        """__accept_page: off the list, accept_memory (and its guard), to the buddy."""
+    def _accept_chunk(self, start: int) -> chunks.ChunkAccept | None:
+        """__accept_page: off the list, accept_memory (and its guard), to the buddy.
+        Returns what it did when the chunks after it may repeat it."""
         end = start + CHUNK
-        self.ctx.emit("lazy.accept", start, end, fn="__accept_page")
-        self.unaccepted.accept_memory(start, end)
+        found = chunks.pending_run(self.unaccepted, start, end)
+        with Recording(self.unaccepted.vendor) as record:
+            self.ctx.emit("lazy.accept", start, end, fn="__accept_page")
+            self.unaccepted.accept_memory(start, end)
         self.page.set(start, end, BUDDY)
+        return found and chunks.finished(self.unaccepted, start, end, found, record)
 
     def _take_head(self) -> int:
         run = self.deferred[0]
@@ -144,8 +149,20 @@ class Zone:
         wmark = self.watermark()
         to_accept = wmark - self.free_accepted if wmark else 1
         while to_accept > 0 and self.deferred:
-            self._accept_chunk(self._take_head())
+            done = self._accept_chunk(self._take_head())
             to_accept -= CHUNK
+            if done and to_accept > 0 and self.deferred:
+                # the next chunks of the list, accepted alike, at once
+                run = self.deferred[0]
+                limit = min(-(-to_accept // CHUNK), (run[1] - run[0]) // CHUNK)
+                times = chunks.accepts_like(self.unaccepted, done, limit)
+                if times:
+                    chunks.apply_accepts(self.unaccepted, done, times)
+                    self.page.set(run[0], run[0] + times * CHUNK, BUDDY)
+                    run[0] += times * CHUNK
+                    if run[0] == run[1]:
+                        self.deferred.popleft()
+                    to_accept -= times * CHUNK
 
     def isolate(self, start: int, end: int) -> None:
         """start_isolate_page_range over [start, end): accept the listed chunks it touches."""

@@ -42,3 +42,11 @@ def test_set_many_is_one_pass_over_many_runs():
     assert len(runmap) == 200_000
     runmap.set_many([(p, p + 1) for p in range(0, 200_000, 2)], 1)
     assert runmap.to_list() == [(0, 200_000, 1)]
+
+
+def test_runs_reversed_are_runs_from_the_top():
+    runmap = RunMap(100, "a")
+    runmap.set(10, 20, "b")
+    runmap.set(50, 60, "c")
+    for start, end in ((0, 100), (15, 55), (20, 50), (59, 60), (0, 1), (30, 30)):
+        assert list(runmap.runs_reversed(start, end)) == list(runmap.runs(start, end))[::-1]
