@@ -68,6 +68,31 @@ def _explore(path: str, jobs: int = 1, scheduler: str | None = None) -> tuple[fl
     return elapsed, exploration_json(result), sum(b.runs for b in result.backends.values())
 
 
+def _burn(n: int) -> int:
+    total = 0
+    for i in range(n):
+        total += i
+    return total
+
+
+def _machine_ceiling() -> float:
+    """How much faster two processes of plain Python arithmetic go than one: the
+    most any 2-worker figure can show on this machine (a shared or throttled
+    machine shows less than 2x)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    work = [5_000_000] * 4
+    start = time.perf_counter()
+    for n in work:
+        _burn(n)
+    one = time.perf_counter() - start
+    start = time.perf_counter()
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork")) as pool:
+        list(pool.map(_burn, work))
+    return one / (time.perf_counter() - start)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--large", help="scenario of the large exploration")
@@ -89,6 +114,8 @@ def main(argv: list[str]) -> int:
         Path(args.large).write_text(TWENTY_STEPS.format(vendor="tdx").replace(
             "mapping_level: 2m", "mapping_level: 4k"))
 
+    print(f"this machine: 2 processes of plain Python run {_machine_ceiling():.2f}x "
+          f"as fast as one (the ceiling of the figures below)")
     one, reference, runs = _explore(args.large)
     print(f"large: {Path(args.large).name}, {runs} runs")
     print(f"  one core:            {one:6.2f} s")
