@@ -119,6 +119,8 @@ class BackendRun:
                                            covers=self.backend_cls.covers_hotplug_memory)
         self.plugin_errors: list[str] = []
         self.checks: list[Check] = []
+        #: per event name, the checks that read it
+        self._listening: dict[str, list[Check]] = {}
         for cls in registry.checks.values():
             try:
                 self.checks.append(cls(self))
@@ -149,19 +151,24 @@ class BackendRun:
                                 self.unaccepted)
 
     def _dispatch(self, event: Event) -> None:
-        for check in list(self.checks):
-            if check.events is None or event.name in check.events:
-                try:
-                    check.on_event(event)
-                except GuestCrash:
-                    raise
-                except (Exception, SystemExit) as exc:
-                    self._drop_check(check, exc)
+        listeners = self._listening.get(event.name)
+        if listeners is None:
+            listeners = self._listening[event.name] = [
+                check for check in self.checks
+                if check.events is None or event.name in check.events]
+        for check in listeners:  # a check dropped meanwhile is not in a new list
+            try:
+                check.on_event(event)
+            except GuestCrash:
+                raise
+            except (Exception, SystemExit) as exc:
+                self._drop_check(check, exc)
 
     def _drop_check(self, check: Check, exc: BaseException) -> None:
         """A check's own exception costs only that check: it is left out of this run,
         and the result says so in one line."""
         self.checks.remove(check)
+        self._listening.clear()  # who hears which event, worked out again
         self.plugin_errors.append(f"{self.registry.label('check', check.name)} failed: "
                                   f"{type(exc).__name__}: {exc}; left out of this run")
 
@@ -241,18 +248,25 @@ class BackendRun:
         steady = SteadyUse(self.vendor, self.host, self.driver)
         while todo is None or todo > 0:
             begun = steady.begin()
-            with Recording(self.vendor) as accept_record:
+            if begun is None:
                 batch = self.driver.zone.allocations_before_top_up(todo)
+                accepted = None
+            else:
+                with Recording(self.vendor) as accept_record:
+                    batch = self.driver.zone.allocations_before_top_up(todo)
+                accepted = steady.topped_up(begun, accept_record)
             if not batch:
                 return
-            accepted = steady.topped_up(begun, accept_record)
             alloc, free_before = steady.free_pages(batch) if accepted else (0, None)
-            with Recording(self.vendor) as alloc_record:
+            if free_before is None:
                 self._allocate(batch)
+                cycle = None
+            else:
+                with Recording(self.vendor) as alloc_record:
+                    self._allocate(batch)
+                cycle = steady.cycle(accepted, alloc, batch, free_before, alloc_record)
             if todo is not None:
                 todo -= batch
-            cycle = accepted and steady.cycle(accepted, alloc, batch, free_before,
-                                              alloc_record)
             if cycle:
                 done = steady.repeat(cycle, todo)
                 if todo is not None:

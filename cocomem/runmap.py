@@ -10,6 +10,9 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Hashable, Iterator
 
+#: what RunMap._one_run answers when a range spans several runs
+_SEVERAL = object()
+
 
 class RunMap:
     """Values over ``[0, size)``, stored as sorted run starts and a value per run."""
@@ -124,6 +127,9 @@ class RunMap:
 
     def runs_where(self, start: int, end: int, *values: Hashable) -> list[tuple[int, int]]:
         """The maximal sub-ranges of ``[start, end)`` whose value is one of ``values``."""
+        one = self._one_run(start, end)
+        if one is not _SEVERAL:
+            return [(start, end)] if one in values else []
         found: list[tuple[int, int]] = []
         for s, e, v in self.runs(start, end):
             if v in values:
@@ -133,11 +139,26 @@ class RunMap:
                     found.append((s, e))
         return found
 
+    def _one_run(self, start: int, end: int) -> Hashable:
+        """The value over ``[start, end)`` when it lies inside one run (most
+        lookups; answered without a generator), else ``_SEVERAL``."""
+        i = bisect_right(self._starts, start) - 1
+        if 0 <= start < end <= self.size and (i + 1 == len(self._starts)
+                                               or self._starts[i + 1] >= end):
+            return self._values[i]
+        return _SEVERAL
+
     def all(self, start: int, end: int, *values: Hashable) -> bool:
         """True when every page of ``[start, end)`` has one of ``values``."""
+        one = self._one_run(start, end)
+        if one is not _SEVERAL:
+            return one in values
         return all(v in values for _, _, v in self.runs(start, end))
 
     def any(self, start: int, end: int, *values: Hashable) -> bool:
+        one = self._one_run(start, end)
+        if one is not _SEVERAL:
+            return one in values
         return any(v in values for _, _, v in self.runs(start, end))
 
     def count(self, *values: Hashable, start: int = 0, end: int | None = None) -> int:
