@@ -202,16 +202,17 @@ class BlockWatch:
             runmap.set(first, last, value)
         base = self._pages(self.mb, self.mb + 1)[0]
         for name, offset, length, info, values in self._events(base):
-            spans = [(s + offset, s + offset + length) for s in range(start, end, mb_pages)]
-            if length == mb_pages:
-                spans = [(start + offset, end + offset)]
-            if values != pages_after:
-                for s, e in spans:
-                    self._set(s, e, values)
+            if values == pages_after:
+                bulk.emit_tiled(driver.ctx, [(name, offset, length, info)], start, times,
+                                mb_pages)
+                continue
+            spans = ([(start + offset, end + offset)] if length == mb_pages else
+                     [(s + offset, s + offset + length) for s in range(start, end, mb_pages)])
+            for s, e in spans:
+                self._set(s, e, values)
             bulk.emit_tiled(driver.ctx, [(name, offset, length, info)], start, times, mb_pages)
-            if values != pages_after:
-                for s, e in spans:
-                    self._set(s, e, pages_after)
+            for s, e in spans:
+                self._set(s, e, pages_after)
         host._account(start, end, present)
         host.peak_pages = max(host.peak_pages, host.present_pages + self.excess)
         deferred = driver.zone.deferred
