@@ -93,8 +93,8 @@ def explore_cmd(
     except CocomemError as exc:
         raise _fail(str(exc)) from None
     for explored in exploration.backends.values():
-        if explored.baseline.error:
-            _warn(explored.baseline.error_line())
+        if explored.unfaulted.error:
+            _warn(explored.unfaulted.error_line())
     _out(exploration_json(exploration) if fmt == "json" else format_table(exploration))
 
 

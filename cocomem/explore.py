@@ -79,7 +79,7 @@ class Explored:
 class BackendExploration:
     backend: str
     #: the run without an added fault
-    baseline: Result
+    unfaulted: Result
     #: per call: its calls in order (made one by one, or counted in bulk)
     segments: dict[str, list[Segment]]
     singles: Explored
@@ -452,10 +452,10 @@ def exploration_json(exploration: Exploration) -> str:
     data: dict[str, Any] = {"scenario": exploration.scenario, "vendor": exploration.vendor,
                             "backends": {}}
     for name, b in exploration.backends.items():
-        verdict, kinds, _ = outcome_of(b.baseline)
+        verdict, kinds, _ = outcome_of(b.unfaulted)
         entry: dict[str, Any] = {
             "runs": b.runs,
-            "baseline": {"verdict": verdict, "kinds": list(kinds)},
+            "without_fault": {"verdict": verdict, "kinds": list(kinds)},
             "calls": {call: {"made": sum(s.count for s in segs),
                              "groups": group_count(segs),
                              "segments": [{"first": s.first, "count": s.count,
@@ -499,10 +499,10 @@ def format_table(exploration: Exploration, show_segments: int = 3) -> str:
     lines = [f"{exploration.scenario} (vendor {exploration.vendor}): every fallible call "
              f"made to fail once"]
     for name, b in exploration.backends.items():
-        lines += ["", f"{name}: without a fault {_outcome_words(_as_outcome(b.baseline))}; "
+        lines += ["", f"{name}: without a fault {_outcome_words(_as_outcome(b.unfaulted))}; "
                       f"{b.runs} runs"]
-        if b.baseline.error:
-            lines.append(f"  {b.baseline.error_line()}")
+        if b.unfaulted.error:
+            lines.append(f"  {b.unfaulted.error_line()}")
         rows = []
         for call, segs in b.segments.items():
             made = sum(s.count for s in segs)

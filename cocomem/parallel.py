@@ -187,11 +187,17 @@ class Runner:
         while pending:
             if self._pool is None:
                 self._pool = self._new_pool(self.jobs)
-            futures = [(first, chunk, self._pool.submit(fn, spec, chunk))
-                       for first, chunk in pending]
+            futures = []
+            for first, chunk in pending:
+                try:
+                    futures.append((first, chunk, self._pool.submit(fn, spec, chunk)))
+                except BrokenProcessPool:  # a worker died while the batch went out
+                    futures.append((first, chunk, None))
             broken = []
             for first, chunk, future in futures:
                 try:
+                    if future is None:
+                        raise BrokenProcessPool
                     _store(results, first, future.result())
                     progress.advance(len(chunk))
                 except BrokenProcessPool:

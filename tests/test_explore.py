@@ -292,9 +292,9 @@ def test_a_run_that_hangs_is_an_error_outcome(tmp_path: Path):
     scenario = tmp_path / "two.yaml"
     scenario.write_text(SMALL.format(vendor="tdx", level="2m", plug="4MiB"))
     data = explore_json(scenario, "--backend", "staller", "--plugin", staller(tmp_path, False),
-                        "--timeout", "0.3")
+                        "--timeout", "0.5")
     errors = [o for o in data["backends"]["staller"]["outcomes"] if o["verdict"] == "error"]
-    assert errors and "timed out after 0.3 s" in errors[0]["error"]
+    assert errors and "timed out after 0.5 s" in errors[0]["error"]
     assert errors[0]["example"]["status"] in ("nack", "busy")
 
 
