@@ -337,3 +337,28 @@ def test_a_progress_bar_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch):
     with Progress(10, "single faults") as bar:
         bar.advance(10)
     assert bar._bar is not None and bar._bar.tasks[0].completed == 10
+
+
+def test_outside_a_main_thread_a_run_is_stopped_by_an_exception_in_its_thread():
+    """Dask runs tasks in worker threads, where the engine's signal cannot reach."""
+    import threading
+    import time
+
+    from cocomem.engine import TimedOut
+    from cocomem.parallel import time_limit
+
+    caught = []
+
+    def stuck() -> None:
+        try:
+            with time_limit(0.2):
+                while True:
+                    time.sleep(0.01)
+        except TimedOut:
+            caught.append(time.perf_counter())
+
+    start = time.perf_counter()
+    thread = threading.Thread(target=stuck)
+    thread.start()
+    thread.join(5)
+    assert not thread.is_alive() and caught and caught[0] - start < 2
