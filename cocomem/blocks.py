@@ -32,7 +32,9 @@ class BlockWatch:
     round is the block above, -1: below), watched so identical rounds can follow
     at once. Use as a context manager around the round."""
 
-    def __init__(self, driver: VirtioMem, mb: int, direction: int) -> None:
+    def __init__(self, driver: VirtioMem, mb: int, direction: int, *, rounds: int) -> None:
+        """``rounds``: how many whole-block rounds the loop may still make; below two
+        nothing could follow the watched one, and it is not watched."""
         self.driver = driver
         self.mb = mb
         self.direction = direction
@@ -43,7 +45,7 @@ class BlockWatch:
             *host.page_maps, host.plugged, driver.sb_plugged, driver.page,
             unaccepted.unaccepted, unaccepted.plugged)
         self.block_maps: tuple[RunMap, ...] = (driver.mb_state, driver.online_cancelled)
-        self.usable = bulk.ENABLED
+        self.usable = bulk.ENABLED and rounds >= 2
 
     # -- the state of blocks -----------------------------------------------
 

@@ -295,7 +295,7 @@ class VirtioMem:
                 return ENOSPC
             mb = self.next_mb
             self.next_mb += 1
-            with BlockWatch(self, mb, +1) as watch:
+            with BlockWatch(self, mb, +1, rounds=nb_sb // self.sbs_per_mb) as watch:
                 self.mb_state.set(mb, mb + 1, MB_UNUSED)
                 rc, nb_sb = self.virtio_mem_sbm_plug_and_add_mb(mb, nb_sb)
             if rc:
@@ -373,7 +373,7 @@ class VirtioMem:
         nb_sb = diff_pages // self.sb_pages
         for state in (MB_OFFLINE_PARTIAL, MB_OFFLINE, MB_MOVABLE_PARTIAL, MB_MOVABLE):
             for mb in self.for_each_mb(state, reverse=True):
-                with BlockWatch(self, mb, -1) as watch:
+                with BlockWatch(self, mb, -1, rounds=nb_sb // self.sbs_per_mb) as watch:
                     if state in _ONLINE:
                         rc, nb_sb = self.virtio_mem_sbm_unplug_any_sb_online(mb, nb_sb)
                     else:
