@@ -2,8 +2,9 @@
 
 A plan can also keep a log of the calls it counted (see :func:`observe`): which
 calls were made one by one and which were counted at once by the bulk mechanism
-(:meth:`FaultPlan.skip`). ``cocomem explore`` groups the calls of one bulk run by
-their place in the repeated piece: see :class:`Segment`.
+(:meth:`FaultPlan.skip`), and which calls each counted run repeats
+(:class:`Segment`). ``cocomem explore`` groups a counted call with the call it
+repeats (:func:`groups`).
 """
 
 from __future__ import annotations
