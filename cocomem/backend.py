@@ -62,6 +62,10 @@ class Backend:
     #: arch-neutral calls on every platform). On another vendor the series
     #: registers nothing, so the run is mainline's, and the verdict says so.
     platforms: ClassVar[tuple[str, ...] | None] = None
+    #: the hooks keep no state of their own (all of it is in the page maps), so the
+    #: driver's rounds over memory blocks that find the same state may be applied
+    #: at once without calling them again (cocomem.blocks); off by default
+    state_in_maps: ClassVar[bool] = False
 
     def __init__(self, ctx: RunContext, vendor: Vendor, options: BaseModel,
                  unaccepted: UnacceptedMemory) -> None:
@@ -109,3 +113,10 @@ class Backend:
     def fake_online(self, start: int, end: int) -> None:
         """virtio_mem_fake_online, for pages taken with alloc_contig_range, just before
         free_contig_range gives them back to the page allocator."""
+
+
+class Unregistered(Backend):
+    """What a series that registers nothing on this platform leaves: mainline's
+    (no hook does anything, so no state outside the page maps)."""
+
+    state_in_maps = True

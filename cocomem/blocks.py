@@ -45,7 +45,8 @@ class BlockWatch:
             *host.page_maps, host.plugged, driver.sb_plugged, driver.page,
             unaccepted.unaccepted, unaccepted.plugged)
         self.block_maps: tuple[RunMap, ...] = (driver.mb_state, driver.online_cancelled)
-        self.usable = bulk.ENABLED and rounds >= 2
+        self.usable = (bulk.ENABLED and rounds >= 2 and driver.backend.state_in_maps
+                       and driver.backend.vendor.state_in_maps)
 
     # -- the state of blocks -----------------------------------------------
 

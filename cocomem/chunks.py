@@ -39,7 +39,7 @@ class ChunkAccept:
 def pending_run(unaccepted: UnacceptedMemory, start: int, end: int) -> tuple[int, tuple] | None:
     """Where ``accept_memory(start, end)`` would accept one run of ``end - start``
     pages in one host state: (its start, that state); else None."""
-    if not bulk.ENABLED:
+    if not (bulk.ENABLED and unaccepted.vendor.state_in_maps):
         return None
     pending = unaccepted.pending(*unaccepted._guarded(start, end))
     if len(pending) != 1 or pending[0][1] - pending[0][0] != end - start:

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .backend import Backend
+from .backend import Unregistered
 from .bulk import Recording
 from .checks import KINDS, VMM, Check, verdict
 from .cost import run_cost
@@ -114,7 +114,7 @@ class BackendRun:
         #: registers nothing, and the kernel behaves as mainline
         self.registered = platforms is None or vendor in platforms
         if not self.registered:
-            self.backend_cls = Backend
+            self.backend_cls = Unregistered
         self.unaccepted = UnacceptedMemory(self.ctx, self.host.npages, self.vendor,
                                            covers=self.backend_cls.covers_hotplug_memory)
         self.plugin_errors: list[str] = []

@@ -65,6 +65,11 @@ class Vendor:
     unaccepted_memory: ClassVar[bool] = True
     #: trace: event name (or ``exit.<reason>``) -> the function it models
     functions: ClassVar[dict[str, str]] = {}
+    #: every effect of the vendor's calls is in the host's page maps (its own through
+    #: ``host.add_map``), so the core may apply runs of identical chunk accepts,
+    #: allocation cycles and memory-block rounds without calling it again
+    #: (cocomem.chunks, cocomem.steady, cocomem.blocks); off by default
+    state_in_maps: ClassVar[bool] = False
 
     def __init__(self, ctx: RunContext, host: Host, faults: FaultPlan,
                  options: BaseModel) -> None:

@@ -41,6 +41,7 @@ class CallbacksOptions(BaseModel):
 
 class Callbacks(Backend):
     name = "callbacks"
+    state_in_maps = True  # every effect is in the page maps (cocomem.bulk)
     description = "RFC v1: accept exactly the plugged range; release before unplug"
     order = 30
     platforms = ("tdx",)

@@ -155,6 +155,7 @@ _NO_PROGRESS_LIMIT = 16
 
 class Cca(Vendor):
     name = "cca"
+    state_in_maps = True  # every effect is in the page maps (cocomem.bulk)
     description = "Arm CCA realm (RSI_IPA_STATE_SET: RIPAS EMPTY/RAM/DESTROYED)"
     unaccepted_memory = False  # no CONFIG_UNACCEPTED_MEMORY on arm64
     counters = {**declare(CALL, "cca.rsi_ipa_state_set.{ram,empty}.{ok,partial,reject,error}"),

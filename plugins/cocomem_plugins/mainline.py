@@ -8,6 +8,7 @@ from cocomem.hookspecs import hookimpl
 
 class Mainline(Backend):
     name = "mainline"
+    state_in_maps = True  # every effect is in the page maps (cocomem.bulk)
     description = "no CoCo support (the baseline: the first touch kills a TD)"
     order = 0
 

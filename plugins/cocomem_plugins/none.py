@@ -8,6 +8,7 @@ from cocomem.vendor import Vendor
 
 class NoCoco(Vendor):
     name = "none"
+    state_in_maps = True  # every effect is in the page maps (cocomem.bulk)
     description = "non-confidential guest: memory needs no acceptance"
     confidential = False
 

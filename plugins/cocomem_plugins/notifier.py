@@ -25,6 +25,7 @@ class NotifierOptions(BaseModel):
 
 class Notifier(Backend):
     name = "notifier"
+    state_in_maps = True  # every effect is in the page maps (cocomem.bulk)
     description = "accept whole memory blocks on MEM_GOING_ONLINE"
     order = 10
     platforms = ("tdx",)

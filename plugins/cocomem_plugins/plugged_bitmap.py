@@ -27,6 +27,7 @@ from cocomem.run import GuestCrash
 
 class PluggedBitmap(Backend):
     name = "plugged-bitmap"
+    state_in_maps = True  # every effect is in the page maps (cocomem.bulk)
     description = "RFC v2: plugged bitmap + unaccepted bitmap; core accept, unaccept on unplug"
     order = 40
     covers_hotplug_memory = True

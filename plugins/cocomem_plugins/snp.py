@@ -149,6 +149,7 @@ class SnpOptions(BaseModel):
 
 class Snp(Vendor):
     name = "snp"
+    state_in_maps = True  # every effect is in the page maps (cocomem.bulk)
     description = "AMD SEV-SNP guest (VMGEXIT Page State Change, PVALIDATE)"
     Options = SnpOptions
     fault_calls = {

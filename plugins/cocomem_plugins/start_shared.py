@@ -13,6 +13,7 @@ from cocomem.hookspecs import hookimpl
 
 class StartShared(Backend):
     name = "start-shared"
+    state_in_maps = True  # every effect is in the page maps (cocomem.bulk)
     description = "convert shared->private after plug, private->shared before unplug"
     order = 20
     revision = Revision(

@@ -148,6 +148,7 @@ HOST_WORDS = HostWords(
 
 class Tdx(Vendor):
     name = "tdx"
+    state_in_maps = True  # every effect is in the page maps (cocomem.bulk)
     description = "Intel TDX guest (TDG.MEM.PAGE.ACCEPT/RELEASE, MapGPA)"
     Options = TdxOptions
     fault_calls = {
