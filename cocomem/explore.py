@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CocomemError
-from .faults import FaultPlan, Progression, Segment, groups, observe
+from .faults import FaultPlan, Progressions, Segment, groups, observe
 from .parallel import Died, Runner, Spec, loaded, time_limit
 from .results import VERDICTS, Result
 from .scenario import Fault, LoadedScenario
@@ -201,28 +201,29 @@ class Line:
     """One group of calls of one operation, all made to fail with one status: the
     calls sorted, and the outcomes of the runs made so far, by index."""
 
-    def __init__(self, call: str, status: str, calls: list[Progression]) -> None:
+    def __init__(self, call: str, status: str, calls: Progressions) -> None:
         self.call, self.status = call, status
-        self._progressions = calls
-        self.size = sum(count for _, _, count in calls)
+        # arrays: a group may hold a million progressions (a call repeated in every
+        # block of a large plug)
+        self._starts, self._steps, self._counts = calls
+        self.size = int(self._counts.sum())
         self._sorted: Any = None
         #: index into the sorted calls -> outcome
         self.samples: dict[int, OutcomeKey] = {}
 
     def nth(self, index: int) -> int:
         """The call number at ``index`` of the sorted calls."""
-        if self.size == 1:
-            return self._progressions[0][0]
-        if index == self.size - 1:
-            return max(start + step * (count - 1) for start, step, count in self._progressions)
-        if index == 0:
-            return min(start for start, _, _ in self._progressions)
-        if self._sorted is None:
-            import numpy as np
+        import numpy as np
 
-            self._sorted = np.sort(np.concatenate(
-                [np.arange(start, start + step * count, step, dtype=np.int64)
-                 for start, step, count in self._progressions]))
+        if index == 0:
+            return int(self._starts.min())
+        if index == self.size - 1:
+            return int((self._starts + self._steps * (self._counts - 1)).max())
+        if self._sorted is None:
+            begins = np.cumsum(self._counts) - self._counts
+            within = np.arange(self.size, dtype=np.int64) - np.repeat(begins, self._counts)
+            self._sorted = np.sort(np.repeat(self._starts, self._counts)
+                                   + np.repeat(self._steps, self._counts) * within)
         return int(self._sorted[index])
 
     def fault(self, index: int) -> FaultKey:
@@ -259,13 +260,16 @@ class Line:
 def lines_of(segments: dict[str, list[Segment]], statuses: dict[str, Sequence[str]],
              grouped: bool = True) -> list[Line]:
     """One line per group (ungrouped: per call) and failure status."""
+    import numpy as np
+
     out = []
     for call, segs in segments.items():
         failures = [s for s in statuses[call] if s not in SUCCESS]
         if grouped:
             heads = sorted(groups(segs).items())
         else:
-            heads = [(n, [(n, 1, 1)]) for seg in segs for n in range(seg.first, seg.end)]
+            heads = [(n, (np.array([n]), np.array([1]), np.array([1])))
+                     for seg in segs for n in range(seg.first, seg.end)]
         for _, calls in heads:
             out += [Line(call, status, calls) for status in failures]
     return out

@@ -10,13 +10,16 @@ repeats (:func:`groups`).
 from __future__ import annotations
 
 import threading
-from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .scenario import Fault
+
+if TYPE_CHECKING:
+    import numpy as np
 
 #: per thread (a Dask worker runs tasks in threads), the plans being observed:
 #: observe() appends a list, each new plan joins the last one
@@ -63,36 +66,53 @@ class Segment:
         return self.first + self.count
 
 
-#: calls ``start, start + step, ...`` (``count`` of them)
-Progression = tuple[int, int, int]
+#: calls ``start[i], start[i] + step[i], ...`` (``count[i]`` of them), as arrays
+Progressions = tuple["np.ndarray", "np.ndarray", "np.ndarray"]
 
 
-def groups(segments: list[Segment]) -> dict[int, list[Progression]]:
+def groups(segments: list[Segment]) -> dict[int, Progressions]:
     """The calls of ``segments`` in groups: a call made one by one heads a group,
     and every counted call joins the group of the call it repeats (the call at
     its place in the piece, and so on back to a call made one by one). Returns
-    head -> the calls of its group (the head first) as progressions."""
-    firsts = [s.first for s in segments]
+    head -> the calls of its group as progressions (the head's own first)."""
+    import numpy as np
 
-    def head(nth: int) -> int:
+    firsts = np.array([s.first for s in segments], dtype=np.int64)
+    origins = np.array([s.origin for s in segments], dtype=np.int64)
+    periods = np.array([max(s.period, 1) for s in segments], dtype=np.int64)
+
+    def heads(nth: np.ndarray) -> np.ndarray:
+        """The head of each call in ``nth``, following origins back (vectorized:
+        a segment's period holds up to every call of a repeated block)."""
+        nth = nth.copy()
         while True:
-            segment = segments[bisect_right(firsts, nth) - 1]
-            if not segment.origin:
+            index = np.searchsorted(firsts, nth, side="right") - 1
+            counted = origins[index] != 0
+            if not counted.any():
                 return nth
-            nth = segment.origin + (nth - segment.first) % segment.period
+            i = index[counted]
+            nth[counted] = origins[i] + (nth[counted] - firsts[i]) % periods[i]
 
-    out: dict[int, list[Progression]] = {}
+    parts: list[tuple[np.ndarray, ...]] = []  # (head, start, step, count) columns
     for segment in segments:
         if not segment.origin:
-            for nth in range(segment.first, segment.end):
-                out[nth] = [(nth, 1, 1)]
+            calls = np.arange(segment.first, segment.end, dtype=np.int64)
+            ones = np.ones_like(calls)
+            parts.append((calls, calls, ones, ones))
             continue
         times, rest = divmod(segment.count, segment.period)
-        for offset in range(min(segment.period, segment.count)):
-            count = times + (offset < rest)
-            out[head(segment.origin + offset)].append((segment.first + offset,
-                                                       segment.period, count))
-    return out
+        offsets = np.arange(min(segment.period, segment.count), dtype=np.int64)
+        parts.append((heads(segment.origin + offsets), segment.first + offsets,
+                      np.full_like(offsets, segment.period), times + (offsets < rest)))
+    if not parts:
+        return {}
+    head, start, step, count = (np.concatenate(column) for column in zip(*parts, strict=True))
+    order = np.argsort(head, kind="stable")  # a head's own entry came first: it stays so
+    head, start, step, count = head[order], start[order], step[order], count[order]
+    bounds = np.flatnonzero(np.diff(head)) + 1
+    return {int(h[0]): (s, p, c) for h, s, p, c in zip(
+        np.split(head, bounds), np.split(start, bounds), np.split(step, bounds),
+        np.split(count, bounds), strict=True)}
 
 
 class FaultPlan:

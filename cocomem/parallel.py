@@ -103,8 +103,9 @@ def time_limit(seconds: float | None) -> Iterator[None]:
 
 
 def _chunks(items: Sequence[Any], workers: int) -> list[list[Any]]:
-    # about 8 chunks per worker: even load, little overhead per item
-    size = max(1, min(256, -(-len(items) // (workers * 8))))
+    # about 32 chunks per worker: runs differ a lot in length (a backend that
+    # crashes at once beside one that walks 64 GiB), so small chunks even the load
+    size = max(1, min(64, -(-len(items) // (workers * 32))))
     return [list(items[i:i + size]) for i in range(0, len(items), size)]
 
 
