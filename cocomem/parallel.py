@@ -102,10 +102,10 @@ def time_limit(seconds: float | None) -> Iterator[None]:
                 ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(target), None)
 
 
-def _chunks(items: Sequence[Any], workers: int) -> list[list[Any]]:
+def _chunks(items: Sequence[Any], workers: int, per_worker: int = 32) -> list[list[Any]]:
     # about 32 chunks per worker: runs differ a lot in length (a backend that
     # crashes at once beside one that walks 64 GiB), so small chunks even the load
-    size = max(1, min(64, -(-len(items) // (workers * 32))))
+    size = max(1, min(64, -(-len(items) // (workers * per_worker))))
     return [list(items[i:i + size]) for i in range(0, len(items), size)]
 
 
@@ -228,7 +228,8 @@ class Runner:
         client = self._client
         results: dict[int, Any] = {}
         workers = max(1, len(client.scheduler_info().get("workers", {})))
-        pending = list(_indexed(_chunks(items, workers)))
+        # fewer chunks than for local processes: a Dask task costs milliseconds
+        pending = list(_indexed(_chunks(items, workers, per_worker=8)))
         while pending:
             futures = [(first, chunk, client.submit(fn, spec, chunk, pure=False))
                        for first, chunk in pending]
