@@ -12,30 +12,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner, Result
+from cli_run import ROOT, cli, in_repo  # noqa: F401 (in_repo: a fixture)
 
-from cocomem.cli import app
+pytestmark = pytest.mark.usefixtures("in_repo")
 
-ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = "scenarios/half-plugged-block.yaml"  # relative: it appears in reproduce commands
 BACKENDS = ["mainline", "notifier", "start-shared", "callbacks", "plugged-bitmap"]
 #: the verdicts half-plugged-block.yaml pins for each built-in backend
 VERDICTS = {"mainline": "crashed", "notifier": "unsafe", "start-shared": "ok",
             "callbacks": "ok", "plugged-bitmap": "unsafe"}
 COCOMEM = Path(sys.executable).parent / "cocomem"
-
-
-@pytest.fixture(autouse=True)
-def _in_repo(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(ROOT)
-
-
-def cli(*args: str | Path) -> Result:
-    result = CliRunner().invoke(app, [str(a) for a in args])
-    # CliRunner swallows exceptions: anything but a deliberate exit is a traceback
-    assert result.exception is None or isinstance(result.exception, SystemExit), \
-        repr(result.exception)
-    return result
 
 
 def rows(text: str) -> dict[str, list[str]]:

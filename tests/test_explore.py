@@ -10,13 +10,13 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner, Result
+from cli_run import ROOT, cli, in_repo  # noqa: F401 (in_repo: a fixture)
 
-from cocomem.cli import app
 from cocomem.faults import FaultPlan, Segment, groups, observe
 from cocomem.scenario import Fault
 
-ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.usefixtures("in_repo")
+
 SHIPPED = "scenarios/release-fails-halfway.yaml"
 
 #: small enough to fault every call on its own in a second or two
@@ -34,18 +34,6 @@ steps:
   - plug: 4MiB
   - use: all
 """
-
-
-@pytest.fixture(autouse=True)
-def _in_repo(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(ROOT)
-
-
-def cli(*args: str | Path) -> Result:
-    result = CliRunner().invoke(app, [str(a) for a in args])
-    assert result.exception is None or isinstance(result.exception, SystemExit), \
-        repr(result.exception)
-    return result
 
 
 def explore_json(*args: str | Path) -> dict:

@@ -9,26 +9,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner, Result
+from cli_run import ROOT, cli, in_repo  # noqa: F401 (in_repo: a fixture)
 
-from cocomem.cli import app
 from cocomem.errors import CocomemError
 from cocomem.sweep import parse_set, set_path
 
-ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.usefixtures("in_repo")
+
 SHIPPED = "scenarios/half-plugged-block.yaml"
-
-
-@pytest.fixture(autouse=True)
-def _in_repo(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(ROOT)
-
-
-def cli(*args: str | Path) -> Result:
-    result = CliRunner().invoke(app, [str(a) for a in args])
-    assert result.exception is None or isinstance(result.exception, SystemExit), \
-        repr(result.exception)
-    return result
 
 
 def test_values_are_read_as_yaml_and_paths_reach_into_lists():
