@@ -16,12 +16,11 @@ fault stops the run before the round holding the faulted call.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
 from typing import TYPE_CHECKING
 
 from . import bulk
 from .run import Event
-from .runmap import RunMap
+from .runmap import RunMap, uniform_values
 
 if TYPE_CHECKING:
     from .driver import VirtioMem
@@ -55,25 +54,13 @@ class BlockWatch:
 
     def values(self, first: int, last: int) -> tuple | None:
         """Every map's value over blocks ``[first, last)``; None unless each is uniform."""
-        start, end = self._pages(first, last)
-        out: list[Hashable] = []
-        for maps, lo, hi in ((self.page_maps, start, end), (self.block_maps, first, last)):
-            for runmap in maps:
-                run = next(runmap.runs(lo, hi))
-                if run[1] != hi:
-                    return None
-                out.append(run[2])
-        return tuple(out)
+        pages = self._range_values(*self._pages(first, last))
+        blocks = uniform_values(self.block_maps, first, last)
+        return None if pages is None or blocks is None else pages + blocks
 
     def _range_values(self, start: int, end: int) -> tuple | None:
         """Every page map's value over ``[start, end)`` (None unless uniform)."""
-        out = []
-        for runmap in self.page_maps:
-            run = next(runmap.runs(start, end))
-            if run[1] != end:
-                return None
-            out.append(run[2])
-        return tuple(out)
+        return uniform_values(self.page_maps, start, end)
 
     def _inside(self, event: Event) -> bool:
         start, end = self._pages(self.mb, self.mb + 1)
@@ -248,3 +235,4 @@ class BlockWatch:
                 item = last[key] = [e.name, e.start - base, e.end - e.start, e.info, values]
                 out.append(item)
         return [tuple(item) for item in out]
+

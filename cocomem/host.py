@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from .faults import FaultPlan
 from .run import GuestCrash, RunContext
-from .runmap import RunMap
+from .runmap import RunMap, uniform_values
 from .scenario import Scenario, VmmPatch
 from .state import (
     FREE,
@@ -350,13 +350,7 @@ class Host:
 
     def uniform_values(self, start: int, end: int) -> tuple | None:
         """The value of every page map over ``[start, end)``; None unless each is uniform."""
-        values = []
-        for runmap in self.page_maps:
-            run = next(runmap.runs(start, end))
-            if run[1] != end:
-                return None
-            values.append(run[2])
-        return tuple(values)
+        return uniform_values(self.page_maps, start, end)
 
     def set_uniform(self, start: int, end: int, values: tuple) -> None:
         """Give ``[start, end)`` one value per page map (as ``uniform_values`` read them)."""

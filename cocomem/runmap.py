@@ -8,7 +8,7 @@ runs, never with the number of pages.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable, Iterable, Iterator
 
 #: what RunMap._one_run answers when a range spans several runs
 _SEVERAL = object()
@@ -174,6 +174,17 @@ class RunMap:
 
     def to_list(self) -> list[tuple[int, int, Hashable]]:
         return list(self.runs())
+
+
+def uniform_values(maps: Iterable[RunMap], start: int, end: int) -> tuple | None:
+    """The value of each map over ``[start, end)``; None unless each is uniform."""
+    out: list[Hashable] = []
+    for runmap in maps:
+        run = next(runmap.runs(start, end))
+        if run[1] != end:
+            return None
+        out.append(run[2])
+    return tuple(out)
 
 
 def differences(a: RunMap, b: RunMap) -> list[tuple[int, int]]:
