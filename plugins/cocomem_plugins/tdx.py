@@ -256,25 +256,20 @@ class Tdx(Vendor):
         (``end`` when every call succeeded)."""
         pos = start
         while pos < end:
-            if not bulk.ENABLED:
-                size = self._try_accept_one(pos, end, try_one, succeeded)
-                if not size:
-                    return pos
-                pos += size
-                continue
-            if pos % PAGES_PER_2M == 0 and end - pos >= PAGES_PER_2M:
+            if bulk.ENABLED and pos % PAGES_PER_2M == 0 and end - pos >= PAGES_PER_2M:
                 done, ok = self._walk_chunks(op, pos, end, try_one, succeeded)
                 pos += done
-            else:  # 4K calls up to the next 2M boundary
+            else:  # the calls up to the next 2M boundary
                 pos, ok = self.each(pos, min(end, align_up(pos + 1, PAGES_PER_2M)),
-                                    self._accept_4k(end, try_one, succeeded))
+                                    self._walk_piece(end, try_one, succeeded))
             if not ok:
                 return pos
         return pos
 
-    def _accept_4k(self, end: int, try_one: Callable[[int, str], str],
-                   succeeded: Callable[[str], bool]) -> Callable[[int, int], tuple[int, bool]]:
-        """One step of the walk at an unaligned page (4K only), as a bulk piece."""
+    def _walk_piece(self, end: int, try_one: Callable[[int, str], str],
+                    succeeded: Callable[[str], bool]) -> Callable[[int, int], tuple[int, bool]]:
+        """One try_accept_one of the walk as a bulk piece (4K only at an unaligned
+        page, so the pieces after an aligned first one are alike)."""
         def piece(page: int, _end: int) -> tuple[int, bool]:
             size = self._try_accept_one(page, end, try_one, succeeded)
             return page + size, bool(size)
@@ -304,7 +299,7 @@ class Tdx(Vendor):
             if not size:
                 return 0, False
             done, ok = self.each(pos + size, first_end,
-                                 self._accept_4k(end, try_one, succeeded))
+                                 self._walk_piece(end, try_one, succeeded))
             if not ok:
                 return done - pos, False
         if done != first_end or chunks < 2 or not first.clean:
