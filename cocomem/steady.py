@@ -100,14 +100,7 @@ class SteadyUse:
             return 0
         span = times * CHUNK
         zone, vendor = self.zone, self.vendor
-        # the accept side: the next chunks leave the list, their units are accepted
-        head = cycle.accept.chunk + CHUNK
-        run = zone.deferred[0]
-        run[0] = head + span
-        if run[0] == run[1]:
-            zone.deferred.popleft()
-        zone.page.set(head, head + span, BUDDY)
-        chunks.apply_accepts(self.unaccepted, cycle.accept, times)
+        zone.accept_head_alike(cycle.accept, times)
         # the allocation side: the lowest free pages are taken and written
         alloc = cycle.alloc + CHUNK
         record = cycle.alloc_record

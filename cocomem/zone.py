@@ -14,6 +14,7 @@ again when memory is freed.
 from __future__ import annotations
 
 from collections import deque
+from contextlib import nullcontext
 
 from . import chunks
 from .bulk import Recording
@@ -121,19 +122,30 @@ class Zone:
         Returns what it did when the chunks after it may repeat it."""
         end = start + CHUNK
         found = chunks.pending_run(self.unaccepted, start, end)
-        with Recording(self.unaccepted.vendor) as record:
+        done = None
+        with Recording(self.unaccepted.vendor) if found else nullcontext() as record:
             self.ctx.emit("lazy.accept", start, end, fn="__accept_page")
             self.unaccepted.accept_memory(start, end)
+        if found:
+            done = chunks.finished(self.unaccepted, start, end, found, record)
         self.page.set(start, end, BUDDY)
-        return found and chunks.finished(self.unaccepted, start, end, found, record)
+        return done
 
-    def _take_head(self) -> int:
+    def _take_head(self, count: int = 1) -> int:
+        """Take ``count`` chunks off the head of the list (one run); their start."""
         run = self.deferred[0]
         start = run[0]
-        run[0] += CHUNK
+        run[0] += count * CHUNK
         if run[0] == run[1]:
             self.deferred.popleft()
         return start
+
+    def accept_head_alike(self, done: chunks.ChunkAccept, times: int) -> None:
+        """__accept_page on the next ``times`` listed chunks, each accepted as
+        ``done`` was (see cocomem.chunks), at once."""
+        start = self._take_head(times)
+        chunks.apply_accepts(self.unaccepted, done, times)
+        self.page.set(start, start + times * CHUNK, BUDDY)
 
     @property
     def free_accepted(self) -> int:
@@ -157,11 +169,7 @@ class Zone:
                 limit = min(-(-to_accept // CHUNK), (run[1] - run[0]) // CHUNK)
                 times = chunks.accepts_like(self.unaccepted, done, limit)
                 if times:
-                    chunks.apply_accepts(self.unaccepted, done, times)
-                    self.page.set(run[0], run[0] + times * CHUNK, BUDDY)
-                    run[0] += times * CHUNK
-                    if run[0] == run[1]:
-                        self.deferred.popleft()
+                    self.accept_head_alike(done, times)
                     to_accept -= times * CHUNK
 
     def isolate(self, start: int, end: int) -> None:
