@@ -191,7 +191,7 @@ class BlockWatch:
         for runmap, value in zip(self.block_maps, self.after[len(self.page_maps):], strict=True):
             runmap.set(first, last, value)
         base = self._pages(self.mb, self.mb + 1)[0]
-        for name, offset, length, info, values in self._events(base):
+        for name, offset, length, info, values in bulk.join_events(self.seen, base):
             if values == pages_after:
                 bulk.emit_tiled(driver.ctx, [(name, offset, length, info)], start, times,
                                 mb_pages)
@@ -219,20 +219,4 @@ class BlockWatch:
     def _set(self, start: int, end: int, values: tuple) -> None:
         for runmap, value in zip(self.page_maps, values, strict=True):
             runmap.set(start, end, value)
-
-    def _events(self, base: int) -> list[tuple[str, int, int, dict, tuple]]:
-        """The watched round's events as (name, offset from ``base``, length, info,
-        state of their pages), each joined with the last one of its kind where they
-        are adjacent and saw the same state."""
-        out: list[list] = []
-        last: dict[tuple, list] = {}
-        for e, values in self.seen:
-            key = (e.name, tuple(sorted(e.info.items(), key=lambda item: item[0])), values)
-            item = last.get(key)
-            if item is not None and item[1] + item[2] == e.start - base:
-                item[2] += e.end - e.start
-            else:
-                item = last[key] = [e.name, e.start - base, e.end - e.start, e.info, values]
-                out.append(item)
-        return [tuple(item) for item in out]
 

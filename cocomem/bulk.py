@@ -19,7 +19,7 @@ call it names, so that call is made for real.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from .run import Event, RunContext
@@ -76,19 +76,30 @@ class Recording:
         """The recorded events as (name, offset from ``base``, length, info), each
         joined with the last one of its name and info where they are adjacent (a
         per-page walk emitting several kinds per page gives one event per kind)."""
-        out: list[list] = []
-        last: dict[tuple, list] = {}
-        for e in self.events:
-            if e.start is None:
-                continue
-            key = (e.name, tuple(sorted(e.info.items(), key=lambda item: item[0])))
-            item = last.get(key)
-            if item is not None and item[1] + item[2] == e.start - base:
-                item[2] += e.end - e.start
-            else:
-                item = last[key] = [e.name, e.start - base, e.end - e.start, e.info]
-                out.append(item)
-        return [tuple(item) for item in out]
+        events = ((e, None) for e in self.events if e.start is not None)
+        return [item[:4] for item in join_events(events, base)]
+
+
+def info_key(info: dict[str, Any]) -> tuple:
+    """An event's fields as a key (events join and tile only with equal fields)."""
+    return tuple(sorted(info.items(), key=lambda item: item[0]))
+
+
+def join_events(tagged: Iterable[tuple[Event, Hashable]],
+                base: int) -> list[tuple[str, int, int, dict[str, Any], Hashable]]:
+    """Events with a tag each, as (name, offset from ``base``, length, info, tag),
+    each joined with the last one of its name, info and tag where they are adjacent."""
+    out: list[list] = []
+    last: dict[tuple, list] = {}
+    for e, tag in tagged:
+        key = (e.name, info_key(e.info), tag)
+        item = last.get(key)
+        if item is not None and item[1] + item[2] == e.start - base:
+            item[2] += e.end - e.start
+        else:
+            item = last[key] = [e.name, e.start - base, e.end - e.start, e.info, tag]
+            out.append(item)
+    return [tuple(item) for item in out]
 
 
 def room(faults: FaultPlan, calls: Counter[str]) -> int | None:
@@ -119,7 +130,7 @@ def emit_tiled(ctx: RunContext, events: list[tuple[str, int, int, dict]], start:
     groups: dict[tuple, list[tuple[int, int]]] = {}
     infos: dict[tuple, dict] = {}
     for name, offset, length, info in events:
-        key = (name, tuple(sorted(info.items(), key=lambda item: item[0])))
+        key = (name, info_key(info))
         groups.setdefault(key, []).append((offset, offset + length))
         infos[key] = info
     end = start + times * period
