@@ -185,25 +185,12 @@ class BlockWatch:
         start, end = self._pages(first, last)
         mb_pages = driver.mb_pages
         bulk.add_counts(driver.backend.vendor, self.record.counters, self.record.calls, times)
-        present = host._present(start, end)
-        pages_after = self.after[:len(self.page_maps)]
-        self._set(start, end, pages_after)
-        for runmap, value in zip(self.block_maps, self.after[len(self.page_maps):], strict=True):
-            runmap.set(first, last, value)
-        base = self._pages(self.mb, self.mb + 1)[0]
-        for name, offset, length, info, values in bulk.join_events(self.seen, base):
-            if values == pages_after:
-                bulk.emit_tiled(driver.ctx, [(name, offset, length, info)], start, times,
-                                mb_pages)
-                continue
-            spans = ([(start + offset, end + offset)] if length == mb_pages else
-                     [(s + offset, s + offset + length) for s in range(start, end, mb_pages)])
-            for s, e in spans:
-                self._set(s, e, values)
-            bulk.emit_tiled(driver.ctx, [(name, offset, length, info)], start, times, mb_pages)
-            for s, e in spans:
-                self._set(s, e, pages_after)
-        host._account(start, end, present)
+        with host.accounted(start, end):  # the end state counts, not those between
+            pages_after = self.after[:len(self.page_maps)]
+            self._set(start, end, pages_after)
+            for runmap, value in zip(self.block_maps, self.after[len(pages_after):], strict=True):
+                runmap.set(first, last, value)
+            self._emit(start, end, times, pages_after)
         host.peak_pages = max(host.peak_pages, host.present_pages + self.excess)
         deferred = driver.zone.deferred
         if self.listed > 0:
@@ -215,6 +202,24 @@ class BlockWatch:
         driver.ctx.emit("repeat", start, end, times=times, piece=mb_pages,
                         fn="virtio_mem_sbm_plug_request" if self.direction > 0
                         else "virtio_mem_sbm_unplug_request")
+
+    def _emit(self, start: int, end: int, times: int, pages_after: tuple) -> None:
+        """The watched round's events over the ``times`` blocks of ``[start, end)``,
+        each with the pages in the state it saw (then back to ``pages_after``)."""
+        driver, mb_pages = self.driver, self.driver.mb_pages
+        base = self._pages(self.mb, self.mb + 1)[0]
+        for name, offset, length, info, values in bulk.join_events(self.seen, base):
+            event = [(name, offset, length, info)]
+            if values == pages_after:
+                bulk.emit_tiled(driver.ctx, event, start, times, mb_pages)
+                continue
+            spans = ([(start + offset, end + offset)] if length == mb_pages else
+                     [(s + offset, s + offset + length) for s in range(start, end, mb_pages)])
+            for s, e in spans:
+                self._set(s, e, values)
+            bulk.emit_tiled(driver.ctx, event, start, times, mb_pages)
+            for s, e in spans:
+                self._set(s, e, pages_after)
 
     def _set(self, start: int, end: int, values: tuple) -> None:
         for runmap, value in zip(self.page_maps, values, strict=True):

@@ -41,7 +41,7 @@ def pending_run(unaccepted: UnacceptedMemory, start: int, end: int) -> tuple[int
     pages in one host state: (its start, that state); else None."""
     if not (bulk.ENABLED and unaccepted.vendor.state_in_maps):
         return None
-    pending = unaccepted.pending(*unaccepted._guarded(start, end))
+    pending = unaccepted.to_accept(start, end)
     if len(pending) != 1 or pending[0][1] - pending[0][0] != end - start:
         return None
     before = unaccepted.vendor.host.uniform_values(*pending[0])

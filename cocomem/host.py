@@ -10,7 +10,8 @@ SEV-SNP: ``exit.npf``, ``host.rmp_make_private`` ...).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from .faults import FaultPlan
@@ -142,6 +143,14 @@ class Host:
     def _account(self, start: int, end: int, before: int) -> None:
         self.present_pages += self._present(start, end) - before
         self.peak_pages = max(self.peak_pages, self.present_pages)
+
+    @contextmanager
+    def accounted(self, start: int, end: int) -> Iterator[None]:
+        """Page maps of ``[start, end)`` set directly inside the block are accounted
+        once at its end (states the block passes through do not count)."""
+        before = self._present(start, end)
+        yield
+        self._account(start, end, before)
 
     # -- the virtio-mem device (QEMU) ------------------------------------
 

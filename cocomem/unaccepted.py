@@ -75,18 +75,22 @@ class UnacceptedMemory:
         return _intersect(self.unaccepted.runs_where(start, end, True),
                           self.plugged.runs_where(start, end, True))
 
+    def to_accept(self, start: int, end: int) -> list[tuple[int, int]]:
+        """The runs ``accept_memory(start, end)`` accepts: plugged and unaccepted
+        units of the range and its guard unit."""
+        return self.pending(*self._guarded(start, end))
+
     def range_contains_unaccepted_memory(self, start: int, end: int) -> bool:
         if not self.covers:
             return False
-        return bool(self.pending(*self._guarded(start, end)))
+        return bool(self.to_accept(start, end))
 
     def accept_memory(self, start: int, end: int) -> None:
         """accept_memory(): arch_accept_memory (accept or panic) on every run of plugged
         and unaccepted units of [start, end) and its guard unit, then clear their bits."""
         if not self.covers:
             return
-        start, end = self._guarded(start, end)
-        for s, e in self.pending(start, end):
+        for s, e in self.to_accept(start, end):
             self.ctx.emit("call", s, e, fn="accept_memory")
             self.vendor.arch_accept_memory(s, e)
             self.unaccepted.set(s, e, False)
