@@ -363,10 +363,9 @@ class Host:
 
     def set_uniform(self, start: int, end: int, values: tuple) -> None:
         """Give ``[start, end)`` one value per page map (as ``uniform_values`` read them)."""
-        before = self._present(start, end)
-        for runmap, value in zip(self.page_maps, values, strict=True):
-            runmap.set(start, end, value)
-        self._account(start, end, before)
+        with self.accounted(start, end):
+            for runmap, value in zip(self.page_maps, values, strict=True):
+                runmap.set(start, end, value)
 
     @property
     def page_maps(self) -> tuple[RunMap, ...]:
