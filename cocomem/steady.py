@@ -76,7 +76,8 @@ class SteadyUse:
     def free_pages(self, batch: int) -> tuple[int, tuple | None]:
         """Where the next ``batch`` allocations start, and the host state of their
         pages when they are one run of free pages in one state (else None)."""
-        first = next(iter(self.driver.page.runs_where(0, self.host.npages, BUDDY)), None)
+        # the first free run, without listing them all (the map may hold many)
+        first = next(((s, e) for s, e, v in self.driver.page.runs() if v == BUDDY), None)
         if first is None or first[1] - first[0] < batch:
             return 0, None
         return first[0], self.host.uniform_values(first[0], first[0] + batch)
