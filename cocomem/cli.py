@@ -11,6 +11,18 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from typer.exceptions import TyperException
 
+from .cli_common import (
+    BackendOpt,
+    PluginOpt,
+    TimeoutOpt,
+    VendorOpt,
+    VendorsOpt,
+    app,
+    fail,
+    plugin_registry,
+    print_text,
+    warn,
+)
 from .errors import CocomemError
 
 if TYPE_CHECKING:
@@ -18,54 +30,6 @@ if TYPE_CHECKING:
     from .results import Comparison, Result
     from .run import Event
     from .scenario import LoadedScenario
-
-# The modules a command needs are imported inside it: `cocomem --help` and a bad
-# command line load none of the model.
-
-app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
-                  pretty_exceptions_enable=False,
-                  help="Compare memory hotplug designs for confidential guests.")
-
-PluginOpt = Annotated[list[str], typer.Option("--plugin", help="Load one more plugin file.")]
-BackendOpt = Annotated[list[str], typer.Option("--backend", "-b", help="Backend to run "
-                                                "(repeatable; default: the scenario's, or all).")]
-VendorOpt = Annotated[str | None, typer.Option("--vendor", help="Override the scenario's vendor.")]
-VendorsOpt = Annotated[list[str], typer.Option("--vendor", help="Run on this vendor instead of "
-                                               "the scenario's (repeatable: one comparison "
-                                               "per vendor).")]
-
-
-TimeoutOpt = Annotated[float | None, typer.Option(
-    "--timeout", min=0.001, help="Stop a backend's run after SECONDS: its result is an "
-    "error, the others still report.")]
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"cocomem: error: {message}", err=True)
-    return typer.Exit(2)
-
-
-def _warn(message: str) -> None:
-    typer.echo(f"cocomem: {message}", err=True)
-
-
-def _registry(plugins: list[str]) -> Registry:
-    from .registry import load_registry
-
-    registry = load_registry(plugins)
-    for error in registry.errors:
-        _warn(error)
-    return registry
-
-
-def _out(text: str) -> None:
-    """Print to standard output; a closed pipe or a full disk exits 2 in one line."""
-    from .output import print_out
-
-    try:
-        print_out(text)
-    except CocomemError as exc:
-        raise _fail(str(exc)) from None
 
 
 def _render(registry: Registry, fmt: str, comparisons: list[Comparison]) -> tuple[str, bool]:
@@ -76,7 +40,7 @@ def _render(registry: Registry, fmt: str, comparisons: list[Comparison]) -> tupl
         try:
             return report_cls(fmt).render_many(comparisons), True
         except (Exception, SystemExit) as exc:
-            _warn(f"{registry.label('report', report_cls.name)} failed: "
+            warn(f"{registry.label('report', report_cls.name)} failed: "
                   f"{type(exc).__name__}: {exc}; the results follow as JSON")
     from .results import comparisons_json
 
@@ -125,7 +89,7 @@ def compare_cmd(
     from .scenario import load_scenario
 
     try:
-        registry = _registry(plugin)
+        registry = plugin_registry(plugin)
         if fmt not in registry.reports and fmt not in tabulate_formats:
             raise CocomemError(f"unknown format {fmt!r}; formats: "
                                f"{', '.join(sorted(registry.reports))} and tabulate's "
@@ -143,16 +107,16 @@ def compare_cmd(
         if output:
             write_file(output, text + "\n", inputs=[scenario, *map(Path, plugin)])
         else:
-            _out(text)
+            print_text(text)
     except CocomemError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     failures = [f for c in comparisons for f in c.expectation_failures]
     for comparison in comparisons:
         for result in comparison.results.values():
             if result.error:
-                _warn(result.error_line())
+                warn(result.error_line())
             for error in result.plugin_errors:
-                _warn(f"{result.backend}: {error}")
+                warn(f"{result.backend}: {error}")
     for failure in failures:
         typer.echo(f"expect failed: {failure}", err=True)
     if not rendered:
@@ -169,7 +133,7 @@ def _run_one(scenario: Path, backend: str, vendor: str | None,
     from .scenario import load_scenario
 
     try:
-        registry = _registry(plugins)
+        registry = plugin_registry(plugins)
         loaded = load_scenario(scenario, set(registry.vendors))
         (name,) = select(loaded, registry, [backend])
         (vendor_name,) = select_vendors(loaded, registry, [vendor] if vendor else [])
@@ -177,7 +141,7 @@ def _run_one(scenario: Path, backend: str, vendor: str | None,
         result = run_backend(loaded, registry, name, vendor_name, events)
         return loaded, name, registry.vendors[vendor_name], result, events
     except CocomemError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
 
 
 @app.command("run")
@@ -206,7 +170,7 @@ def run_cmd(
         lines.append(f"  error: {result.error}")
     for counter, value in result.counters.items():
         lines.append(f"  {counter} = {value}")
-    _out("\n".join(lines))
+    print_text("\n".join(lines))
 
 
 @app.command("explain")
@@ -225,7 +189,7 @@ def explain_cmd(
     if result.error:
         lines.append(f"  error: {result.error}")
     lines += format_explanation(events, loaded.scenario.device.addr, vendor_cls)
-    _out("\n".join(lines))
+    print_text("\n".join(lines))
 
 
 @app.command("plugins")
@@ -245,11 +209,11 @@ def plugins_cmd(
     from .model import describe_model
 
     try:
-        registry = _registry(plugin)
+        registry = plugin_registry(plugin)
     except CocomemError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if as_json:
-        _out(json.dumps(plugins_json(registry), indent=2, allow_nan=False))
+        print_text(json.dumps(plugins_json(registry), indent=2, allow_nan=False))
         return
     rows = [[p["name"], ", ".join(p["kinds"]) or "-",
              ", ".join(item.split(":", 1)[1] for item in p["provides"]) or "-",
@@ -257,7 +221,7 @@ def plugins_cmd(
     text = tabulate(rows, ["plugin", "kind", "provides", "version", "hooks"])
     if verbose:
         text += "\n\n" + "\n".join(describe_model(registry))
-    _out(text)
+    print_text(text)
 
 
 @app.command("schema")
@@ -266,15 +230,14 @@ def schema_cmd(plugin: PluginOpt = []) -> None:  # noqa: B006
     from .introspect import scenario_schema
 
     try:
-        registry = _registry(plugin)
+        registry = plugin_registry(plugin)
     except CocomemError as exc:
-        raise _fail(str(exc)) from None
-    _out(json.dumps(scenario_schema(registry), indent=2, allow_nan=False))
+        raise fail(str(exc)) from None
+    print_text(json.dumps(scenario_schema(registry), indent=2, allow_nan=False))
 
 
-from . import cli_costs  # noqa: E402,F401
-
-from . import cli_explore  # noqa: E402,F401  # isort: skip
+# after the commands above, so `cocomem --help` lists compare first
+from . import cli_costs, cli_explore  # noqa: E402,F401 (their commands join the app)
 
 
 def main() -> None:

@@ -7,11 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
+from .cli_common import PluginOpt, app, fail, plugin_registry, print_text
 from .errors import CocomemError
-
-# cli imports this module at its end to register the command; importing cli back at
-# module level would be an import circle, so it is imported when registering
-PluginOpt = Annotated[list[str], typer.Option("--plugin", help="Load one more plugin file.")]
 
 
 def _entry(entry: Any) -> dict[str, Any]:
@@ -84,6 +81,7 @@ def _lines(data: dict[str, Any]) -> list[str]:
     return lines
 
 
+@app.command("costs")
 def costs_cmd(
     vendor: Annotated[str | None, typer.Option("--vendor", help="Only this vendor.")] = None,
     profile: Annotated[str | None, typer.Option("--profile", help="Only this cost "
@@ -93,23 +91,14 @@ def costs_cmd(
 ) -> None:
     """Print each vendor's cost profiles: µs per counted event, each with its source or
     "assumption", the serial share for several vCPUs, and which profile is the default."""
-    from .cli import _fail, _out, _registry
 
     try:
-        registry = _registry(plugin)
+        registry = plugin_registry(plugin)
         data = costs_data(registry, vendor, profile)
     except CocomemError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if as_json:
-        _out(json.dumps(data, indent=2, allow_nan=False))
+        print_text(json.dumps(data, indent=2, allow_nan=False))
     else:
-        _out("\n".join(_lines(data)))
+        print_text("\n".join(_lines(data)))
 
-
-def _register() -> None:
-    from .cli import app
-
-    app.command("costs")(costs_cmd)
-
-
-_register()

@@ -1,9 +1,8 @@
 """``cocomem explore`` and ``cocomem sweep``: many runs of one scenario.
 
-Registered on the ``app`` of :mod:`cocomem.cli`, which imports this module at
-its end (importing cli back at module level would be an import circle, so cli is
-imported when registering and inside the commands). Like every command, they
-import the model inside the command, so ``cocomem --help`` stays fast.
+Registered on the shared ``app`` (:mod:`cocomem.cli_common`). Like every
+command, they import the model inside the command, so ``cocomem --help`` stays
+fast.
 """
 
 from __future__ import annotations
@@ -13,16 +12,21 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from .cli_common import (
+    BackendOpt,
+    PluginOpt,
+    VendorOpt,
+    app,
+    fail,
+    plugin_registry,
+    print_text,
+    warn,
+)
 from .errors import CocomemError
 
 if TYPE_CHECKING:
     from .parallel import Spec
 
-PluginOpt = Annotated[list[str], typer.Option("--plugin", help="Load one more plugin file.")]
-BackendOpt = Annotated[list[str], typer.Option("--backend", "-b", help="Backend to run "
-                                                "(repeatable; default: the scenario's, or all).")]
-VendorOpt = Annotated[str | None, typer.Option("--vendor", help="Run on this vendor instead of "
-                                               "the scenario's.")]
 JobsOpt = Annotated[int, typer.Option("--jobs", "-j", min=1, help="Run on N local worker "
                                       "processes (a worker that dies is reported).")]
 SchedulerOpt = Annotated[str | None, typer.Option(
@@ -38,12 +42,11 @@ def _spec(scenario: Path, plugins: list[str], timeout: float | None,
     """The scenario as workers load it, the backends and the vendor to run; bad
     input raises CocomemError."""
     from . import yamlin
-    from .cli import _registry
     from .compare import select, select_vendors
     from .parallel import Spec, seed
     from .scenario import parse_scenario
 
-    registry = _registry(plugins)
+    registry = plugin_registry(plugins)
     text = yamlin.read_text(scenario)
     loaded = parse_scenario(text, str(scenario), set(registry.vendors))
     chosen = select(loaded, registry, backends)
@@ -53,6 +56,7 @@ def _spec(scenario: Path, plugins: list[str], timeout: float | None,
     return spec, chosen, vendor_name
 
 
+@app.command("explore")
 def explore_cmd(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
     backend: BackendOpt = [],  # noqa: B006 (typer reads the default)
@@ -78,7 +82,6 @@ def explore_cmd(
 ) -> None:
     """Make every fallible call of SCENARIO fail once, with each of its failure
     statuses, and group what happens by verdict and violations."""
-    from .cli import _fail, _out, _warn
     from .explore import exploration_json, explore, format_table, write_reproducers
 
     try:
@@ -91,13 +94,14 @@ def explore_cmd(
         if out is not None:
             write_reproducers(spec, exploration, out)
     except CocomemError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     for explored in exploration.backends.values():
         if explored.unfaulted.error:
-            _warn(explored.unfaulted.error_line())
-    _out(exploration_json(exploration) if fmt == "json" else format_table(exploration))
+            warn(explored.unfaulted.error_line())
+    print_text(exploration_json(exploration) if fmt == "json" else format_table(exploration))
 
 
+@app.command("sweep")
 def sweep_cmd(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
     set_: Annotated[list[str], typer.Option("--set", help="PATH=V1,V2,...: run at each value "
@@ -118,7 +122,6 @@ def sweep_cmd(
 ) -> None:
     """Run SCENARIO at every combination of the --set values: a row per point and
     backend, and optionally a plot."""
-    from .cli import _fail, _out
     from .sweep import check_y, format_table, parse_set, sweep, sweep_json
     from .sweep import plot as draw
 
@@ -134,15 +137,6 @@ def sweep_cmd(
         if plot is not None:
             draw(result, plot, y)
     except CocomemError as exc:
-        raise _fail(str(exc)) from None
-    _out(sweep_json(result) if fmt == "json" else format_table(result, y))
+        raise fail(str(exc)) from None
+    print_text(sweep_json(result) if fmt == "json" else format_table(result, y))
 
-
-def _register() -> None:
-    from .cli import app
-
-    app.command("explore")(explore_cmd)
-    app.command("sweep")(sweep_cmd)
-
-
-_register()
